@@ -1,0 +1,1 @@
+"""Figure makers registered with ``latticeml.figures`` (one module per topic)."""
