@@ -1,0 +1,7 @@
+"""``python -m latticeml`` is the ``latticeml`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
