@@ -1,0 +1,209 @@
+"""Periodic convolution over 1D/2D/3D lattices with channels: Numba kernels and their backward.
+
+Shapes (D = 1, 2 or 3 lattice dimensions, all float64):
+
+    x       (B, C_in,  L0, ..., L{D-1})      a batch of fields with C_in channels
+    weight  (C_out, C_in, k0, ..., k{D-1})   odd kernel sizes k_mu = 2 r_mu + 1
+    bias    (C_out,) or None
+    out     (B, C_out, L0, ..., L{D-1})
+
+    out[b, o, x] = bias[o] + sum_{i, d} weight[o, i, d] * x[b, i, (x + d - r) mod L]
+
+i.e. a cross-correlation (the deep-learning "convolution") with periodic ("circular") padding,
+so the layer commutes with every lattice translation: translation equivariance on the torus
+(LeCun et al., Proc. IEEE 86 (1998) 2278; on the lattice: Albergo, Kanwar & Shanahan,
+PRD 100 (2019) 034515, whose coupling layers use exactly these nets).
+
+How it is computed. The D lattice axes are flattened to V sites and the kernel offsets to
+K = prod(k) entries; ``nbr[d, s]`` is the flat index of site s shifted by offset d. For each
+batch entry the kernel either gathers the C_in*K shifted copies of the input ("im2col") and
+does one (C_out x C_in K) @ (C_in K x V) matrix product, or, when C_out < C_in, first multiplies
+(K C_out x C_in) @ (C_in x V) and then gathers the C_out*K shifted partial sums: it gathers the
+smaller side, and BLAS does the multiply-adds. Measured against plain Numba loops in
+``benchmarks/bench_autodiff.py`` (this is 3-5x faster at 8 channels).
+
+Backward. With g = dL/d(out):
+  dL/dx      = the same periodic correlation of g with the flipped, transposed kernel
+               w'[i, o, d] = w[o, i, K-1-d]  (reversing the flat offset reverses every axis),
+  dL/dweight[o, i, d] = sum_{b, s} g[b, o, s] x[b, i, nbr[d, s]],
+  dL/dbias[o]         = sum_{b, s} g[b, o, s].
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit
+
+from .tensor import custom_op
+
+__all__ = ["periodic_conv", "neighbour_table"]
+
+
+@functools.lru_cache(maxsize=64)
+def _neighbour_table_cached(lattice: tuple, kernel: tuple) -> np.ndarray:
+    coords = np.indices(lattice).reshape(len(lattice), -1)  # (D, V)
+    table = np.empty((int(np.prod(kernel)), coords.shape[1]), dtype=np.int64)
+    for d, offset in enumerate(np.ndindex(*kernel)):
+        shifted = [(coords[mu] + offset[mu] - kernel[mu] // 2) % lattice[mu] for mu in range(len(lattice))]
+        table[d] = np.ravel_multi_index(shifted, lattice)
+    return table
+
+
+def neighbour_table(lattice_shape, kernel_shape) -> np.ndarray:
+    """``nbr[d, s]``: flat site index of s shifted by kernel offset d - r (periodic), shape (K, V).
+
+    Offsets are enumerated in C order over ``kernel_shape``; the result is cached and shared:
+    do not modify it.
+    """
+    return _neighbour_table_cached(tuple(int(n) for n in lattice_shape), tuple(int(k) for k in kernel_shape))
+
+
+@njit(cache=True)
+def _correlate(x, w, nbr, bias, out):
+    """out[b, o, s] = bias[o] + sum_{i, d} w[o, i, d] x[b, i, nbr[d, s]].
+
+    x (B, I, V), w (O, I, K), nbr (K, V) int64, bias (O,), out (B, O, V); float64, C order.
+    """
+    B, I, V = x.shape
+    O = w.shape[0]
+    K = nbr.shape[0]
+    if I <= O:
+        # gather the I*K shifted input rows, then (O x IK) @ (IK x V)
+        w2 = w.reshape(O, I * K)
+        cols = np.empty((I * K, V))
+        for b in range(B):
+            for i in range(I):
+                for d in range(K):
+                    row = i * K + d
+                    for s in range(V):
+                        cols[row, s] = x[b, i, nbr[d, s]]
+            ob = out[b]
+            np.dot(w2, cols, ob)
+            for o in range(O):
+                for s in range(V):
+                    ob[o, s] += bias[o]
+    else:
+        # multiply first: y[d*O + o, t] = sum_i w[o, i, d] x[b, i, t]; then gather O*K rows
+        wk = np.empty((K * O, I))
+        for o in range(O):
+            for i in range(I):
+                for d in range(K):
+                    wk[d * O + o, i] = w[o, i, d]
+        y = np.empty((K * O, V))
+        for b in range(B):
+            np.dot(wk, x[b], y)
+            for o in range(O):
+                for s in range(V):
+                    acc = bias[o]
+                    for d in range(K):
+                        acc += y[d * O + o, nbr[d, s]]
+                    out[b, o, s] = acc
+
+
+@njit(cache=True)
+def _correlate_weight_grad(x, g, nbr, gw):
+    """gw[o, i, d] = sum_{b, s} g[b, o, s] x[b, i, nbr[d, s]]; gw (O, I, K) is overwritten."""
+    B, I, V = x.shape
+    O = g.shape[1]
+    K = nbr.shape[0]
+    gw[:] = 0.0
+    if I <= O:
+        # gather x: gw (O x IK) += g_b (O x V) @ cols^T (V x IK)
+        gw2 = gw.reshape(O, I * K)
+        cols = np.empty((I * K, V))
+        tmp = np.empty((O, I * K))
+        for b in range(B):
+            for i in range(I):
+                for d in range(K):
+                    row = i * K + d
+                    for s in range(V):
+                        cols[row, s] = x[b, i, nbr[d, s]]
+            np.dot(g[b], cols.T, tmp)
+            gw2 += tmp
+    else:
+        # gather g with the reversed offset: sum_s g[s] x[nbr[d, s]] = sum_t x[t] g[nbr[K-1-d, t]]
+        gcols = np.empty((O * K, V))
+        tmp = np.empty((O * K, I))
+        for b in range(B):
+            for o in range(O):
+                for d in range(K):
+                    row = o * K + d
+                    for t in range(V):
+                        gcols[row, t] = g[b, o, nbr[K - 1 - d, t]]
+            np.dot(gcols, x[b].T, tmp)
+            for o in range(O):
+                for i in range(I):
+                    for d in range(K):
+                        gw[o, i, d] += tmp[o * K + d, i]
+
+
+def _check_conv_args(x, weight, bias):
+    x = np.asarray(x)
+    weight = np.asarray(weight)
+    if x.dtype.kind == "c" or weight.dtype.kind == "c":
+        raise TypeError("periodic_conv is defined for real float64 arrays, got complex input")
+    D = weight.ndim - 2
+    if D not in (1, 2, 3):
+        raise ValueError(
+            f"weight must have shape (C_out, C_in, k0[, k1[, k2]]) for a 1D/2D/3D lattice, got {weight.shape}"
+        )
+    if x.ndim != D + 2:
+        raise ValueError(
+            f"input must have shape (B, C_in, L0, ...) with {D} lattice axes to match the weight "
+            f"{weight.shape}, got {x.shape}; add a batch axis with x[None] for a single field"
+        )
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"input has {x.shape[1]} channels but the weight expects C_in = {weight.shape[1]}")
+    kernel = weight.shape[2:]
+    if any(k % 2 == 0 for k in kernel):
+        raise ValueError(f"kernel sizes must be odd (centred stencil), got {kernel}")
+    if bias is not None and np.shape(bias) != (weight.shape[0],):
+        raise ValueError(f"bias must have shape (C_out,) = ({weight.shape[0]},), got {np.shape(bias)}")
+    return x, weight, kernel
+
+
+def _conv_fwd(x, weight, bias=None):
+    x, weight, kernel = _check_conv_args(x, weight, bias)
+    B, I, lattice = x.shape[0], x.shape[1], x.shape[2:]
+    O, K, V = weight.shape[0], int(np.prod(kernel)), int(np.prod(lattice))
+    x3 = np.ascontiguousarray(x, dtype=np.float64).reshape(B, I, V)
+    w3 = np.ascontiguousarray(weight, dtype=np.float64).reshape(O, I, K)
+    b = np.zeros(O) if bias is None else np.ascontiguousarray(bias, dtype=np.float64)
+    nbr = neighbour_table(lattice, kernel)
+    out = np.empty((B, O, V))
+    _correlate(x3, w3, nbr, b, out)
+    return out.reshape((B, O) + lattice), (x3, w3, nbr, weight.shape)
+
+
+def _conv_bwd(g, residuals, needs):
+    x3, w3, nbr, wshape = residuals
+    B, I, V = x3.shape
+    O, K = w3.shape[0], w3.shape[2]
+    g3 = np.ascontiguousarray(g, dtype=np.float64).reshape(B, O, V)
+    gx = gw = gb = None
+    if needs[0]:
+        w_flipped = np.ascontiguousarray(w3[:, :, ::-1].transpose(1, 0, 2))  # (I, O, K)
+        gx = np.empty((B, I, V))
+        _correlate(g3, w_flipped, nbr, np.zeros(I), gx)
+        gx = gx.reshape(np.shape(g)[:1] + (I,) + np.shape(g)[2:])
+    if needs[1]:
+        gw = np.empty((O, I, K))
+        _correlate_weight_grad(x3, g3, nbr, gw)
+        gw = gw.reshape(wshape)
+    if len(needs) > 2 and needs[2]:
+        gb = g3.sum(axis=(0, 2))
+    return (gx, gw, gb)[: len(needs)]
+
+
+_periodic_conv = custom_op("periodic_conv", _conv_fwd, _conv_bwd)
+
+
+def periodic_conv(x, weight, bias=None):
+    """Periodic correlation of ``x`` (B, C_in, L...) with ``weight`` (C_out, C_in, k...), plus ``bias``.
+
+    Tensors or arrays; returns a Tensor (B, C_out, L...). See the module docstring for the
+    formula and the backward.
+    """
+    return _periodic_conv(x, weight, bias)
