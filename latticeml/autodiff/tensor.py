@@ -417,8 +417,8 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
             args[i] = leaf
             leaves.append(leaf)
         out = f(*args, **kwargs)
-        if not isinstance(out, Tensor):
-            raise TypeError("the function must return a Tensor built from its arguments")
+        if not isinstance(out, Tensor):  # f does not depend on the arguments: a constant
+            out = Tensor(out)
         found = backprop(out)
         gs = tuple(
             np.array(found[leaf], dtype=leaf.value.dtype) if leaf in found else np.zeros_like(leaf.value)
