@@ -22,7 +22,7 @@ Normalisations (V = number of sites, M = (1/V) sum_x phi(x), <.> the ensemble me
   ``cosh(E (L_t/2 - t)) / (2 sinh E sinh(E L_t / 2))``, ``cosh E = 1 + m^2 / 2`` (REFERENCES.md);
   connected: ``C(t) - V_s <M>^2``.
 * effective mass from a periodic C(t): ``cosh m(t) = (C(t-1) + C(t+1)) / (2 C(t))`` (exact for
-  ``C ~ cosh(E (L_t/2 - t))`` at every t), or ``m(t) = log(C(t) / C(t+1))``.
+  ``C ~ cosh(E (L_t/2 - t))`` at every t >= 1), or ``m(t) = log(C(t) / C(t+1))``.
 References: I. Montvay and G. Muenster, *Quantum Fields on a Lattice* (CUP 1994), ch. 1-2;
 C. Gattringer and C. B. Lang, *Quantum Chromodynamics on the Lattice* (Springer 2010), ch. 6.
 """
@@ -130,10 +130,12 @@ def zero_momentum_correlator(phi, *, axis: int = 0, connected: bool = False, per
 def effective_mass(C, *, kind: str = "cosh") -> np.ndarray:
     """Effective mass of a periodic correlator ``C(t)``, t = 0..L_t-1 along the last axis.
 
-    ``kind="cosh"``: ``m(t) = arccosh[(C(t-1) + C(t+1)) / (2 C(t))]`` with periodic neighbours, length
-    L_t; equals E at every t for ``C ~ cosh(E (L_t/2 - t))``. ``kind="log"``: ``m(t) = log(C(t)/C(t+1))``,
-    length L_t - 1, equal to E only while ``exp(-E (L_t - t))`` is negligible. Entries where the
-    formula is undefined (noise: ratio < 1 or of the wrong sign) are NaN.
+    ``kind="cosh"``: ``m(t) = arccosh[(C(t-1) + C(t+1)) / (2 C(t))]``, length L_t with ``C(L_t) = C(0)``
+    (periodicity); equal to E at every t >= 1 for ``C ~ cosh(E (L_t/2 - t))``. ``m(0)`` is NaN: at the
+    source the propagator equation has a contact term, so ``C(-1) + C(1) != 2 cosh(E) C(0)``.
+    ``kind="log"``: ``m(t) = log(C(t)/C(t+1))``, length L_t - 1, equal to E only while
+    ``exp(-E (L_t - 2t))`` is negligible. Entries where a formula is undefined (noise: ratio < 1 or of
+    the wrong sign) are NaN.
     """
     C = np.asarray(C, dtype=np.float64)
     if C.ndim < 1 or C.shape[-1] < 3:
@@ -141,6 +143,7 @@ def effective_mass(C, *, kind: str = "cosh") -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         if kind == "cosh":
             ratio = (np.roll(C, 1, axis=-1) + np.roll(C, -1, axis=-1)) / (2.0 * C)
+            ratio[..., 0] = np.nan
             return np.where(ratio >= 1.0, np.arccosh(np.maximum(ratio, 1.0)), np.nan)
         if kind == "log":
             ratio = C[..., :-1] / C[..., 1:]
