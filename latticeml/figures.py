@@ -26,6 +26,7 @@ from typing import Callable
 # Modules that define figure makers. A later issue adds its module here.
 FIGURE_MODULES: list[str] = [
     "latticeml.figure_makers.foundation",
+    "latticeml.figure_makers.symmetries",
 ]
 
 
