@@ -1,0 +1,211 @@
+"""The Markov chain runner: thermalise, measure, checkpoint, resume.
+
+A sampler (see :mod:`latticeml.samplers`) is a pair of pure functions, as in blackjax:
+
+    state = sampler.init(field)
+    state, info = sampler.step(rng, state)
+
+``state.field`` is the current configuration and ``info.acceptance`` the fraction of proposals
+accepted in that step. :func:`run_chain` drives it:
+
+* ``n_therm`` thermalisation steps, then ``n_measure`` measurements, one every ``every`` steps;
+* ``measure(field) -> dict[str, float]`` is recorded into arrays (``result.records``);
+* a tqdm progress bar (``progress=False`` silences it);
+* with ``checkpoint=PATH`` the field, the random generator's state, the step counter and the
+  records are written atomically every ``checkpoint_every`` steps and at the end; a Ctrl-C
+  writes one before the ``KeyboardInterrupt`` propagates. :func:`resume_chain` continues such a
+  chain and produces exactly the numbers an uninterrupted run would have produced.
+
+The same seed gives the same chain bit for bit: all randomness flows from the one ``rng``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from .. import io
+
+__all__ = ["Sampler", "ChainResult", "run_chain", "resume_chain"]
+
+
+class Sampler(NamedTuple):
+    """A Markov-chain transition bound to a theory and its settings.
+
+    name:     algorithm name, e.g. ``"hmc"``.
+    theory:   the target (:mod:`latticeml.theories.models`): ``.name``, ``.params``, ``.observables``.
+    settings: JSON-able algorithm settings (step size, number of steps, ...).
+    init:     ``field -> State``; ``State`` is a NamedTuple with at least ``field``.
+    step:     ``(rng, State) -> (State, Info)``; ``Info`` is a NamedTuple with at least ``acceptance``.
+    """
+
+    name: str
+    theory: Any
+    settings: dict
+    init: Callable
+    step: Callable
+
+
+class ChainResult(NamedTuple):
+    """What :func:`run_chain` returns.
+
+    records:    dict name -> float64 array ``(n_measure,)`` of measurements.
+    acceptance: float64 array ``(n_steps,)``: ``info.acceptance`` of every step (thermalisation included).
+    fields:     ``(n_measure, *field.shape)`` measured configurations if ``keep_fields`` else ``None``.
+    state:      the final sampler state.
+    rng:        the generator, advanced past the chain (continue with it for bit-identical extensions).
+    n_steps:    total number of steps taken.
+    """
+
+    records: dict
+    acceptance: np.ndarray
+    fields: np.ndarray | None
+    state: Any
+    rng: np.random.Generator
+    n_steps: int
+
+
+def _metadata(sampler: Sampler, n_measure: int, n_therm: int, every: int, keep_fields: bool) -> dict:
+    return {
+        "theory": sampler.theory.name,
+        "theory_params": sampler.theory.params,
+        "algorithm": sampler.name,
+        "settings": sampler.settings,
+        "n_measure": n_measure,
+        "n_therm": n_therm,
+        "every": every,
+        "keep_fields": keep_fields,
+    }
+
+
+def _json_form(x):
+    return json.loads(json.dumps(x))
+
+
+def _check_counts(n_measure, n_therm, every):
+    for name, value, low in (("n_measure", n_measure, 1), ("n_therm", n_therm, 0), ("every", every, 1)):
+        if isinstance(value, bool) or int(value) != value or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def run_chain(
+    sampler: Sampler,
+    field: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    n_measure: int,
+    n_therm: int = 0,
+    every: int = 1,
+    measure: Callable[[np.ndarray], dict] | None = None,
+    keep_fields: bool = False,
+    checkpoint=None,
+    checkpoint_every: int = 1000,
+    progress: bool = True,
+) -> ChainResult:
+    """Run ``n_therm + n_measure * every`` steps of ``sampler`` from ``field``.
+
+    ``measure`` defaults to ``sampler.theory.observables``. See the module docstring for
+    checkpoints; ``checkpoint_every`` counts steps.
+    """
+    _check_counts(n_measure, n_therm, every)
+    meta = _metadata(sampler, int(n_measure), int(n_therm), int(every), bool(keep_fields))
+    return _drive(sampler, sampler.init(field), rng, meta, 0, {}, [], [], measure, checkpoint, checkpoint_every, progress)
+
+
+def resume_chain(
+    checkpoint,
+    sampler: Sampler,
+    *,
+    measure: Callable[[np.ndarray], dict] | None = None,
+    checkpoint_every: int = 1000,
+    progress: bool = True,
+) -> ChainResult:
+    """Continue the chain stored in ``checkpoint`` (written by :func:`run_chain`) to its planned end.
+
+    ``sampler`` must be built for the same theory, parameters and algorithm settings as the
+    original chain; anything else raises ``ValueError`` (a chain cannot change its target midway).
+    """
+    ck = io.load_checkpoint(checkpoint)
+    meta = ck.metadata
+    expected = _metadata(sampler, meta.get("n_measure", 0), meta.get("n_therm", 0), meta.get("every", 1), meta.get("keep_fields", False))
+    for key in ("theory", "theory_params", "algorithm", "settings"):
+        # JSON turns tuples into lists: compare JSON-normalised forms
+        if _json_form(meta.get(key)) != _json_form(expected[key]):
+            raise ValueError(
+                f"checkpoint {checkpoint} was written by a different chain: its {key} is {meta.get(key)!r}, "
+                f"this sampler has {expected[key]!r}; resume with the same theory, couplings and algorithm settings"
+            )
+    field = ck.state_arrays["field"]
+    sampler.theory.check_field(field)
+    records = {k: list(v) for k, v in ck.records.items() if not k.startswith("_")}
+    acceptance = list(ck.records.get("_acceptance", np.empty(0)))
+    fields = list(ck.records.get("_fields", np.empty((0,) + field.shape)))
+    return _drive(sampler, sampler.init(field), ck.rng, meta, ck.step, records, acceptance, fields, measure, checkpoint, checkpoint_every, progress)
+
+
+def _drive(sampler, state, rng, meta, start, records, acceptance, fields, measure, checkpoint, checkpoint_every, progress):
+    measure = measure or sampler.theory.observables
+    n_therm, every, n_measure = meta["n_therm"], meta["every"], meta["n_measure"]
+    total = n_therm + n_measure * every
+
+    def write_checkpoint(step):
+        recs = {k: np.asarray(v, dtype=np.float64) for k, v in records.items()}
+        recs["_acceptance"] = np.asarray(acceptance, dtype=np.float64)
+        if meta["keep_fields"]:
+            recs["_fields"] = np.asarray(fields) if fields else np.empty((0,) + state.field.shape, state.field.dtype)
+        io.save_checkpoint(checkpoint, state_arrays={"field": state.field}, rng=rng, step=step, records=recs, metadata=meta)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=start, desc=f"{sampler.theory.name} {sampler.name}", unit="step", leave=False)
+    step = start
+    rng_before, in_step = None, False
+    try:
+        while step < total:
+            # A Ctrl-C between here and the commit below rewinds the generator to its state before
+            # the step, so a checkpoint always pairs the last complete state with the numbers that
+            # follow it, and the resumed chain is the uninterrupted one.
+            rng_before, in_step = rng.bit_generator.state, True
+            new_state, info = sampler.step(rng, state)
+            measuring = step + 1 > n_therm and (step + 1 - n_therm) % every == 0
+            values = measure(new_state.field) if measuring else {}
+            # commit the step
+            state = new_state
+            step += 1
+            acceptance.append(float(info.acceptance))
+            for k, v in values.items():
+                records.setdefault(k, []).append(float(v))
+            if measuring and meta["keep_fields"]:
+                fields.append(np.array(state.field, copy=True))
+            in_step = False
+            if checkpoint is not None and step % checkpoint_every == 0:
+                write_checkpoint(step)
+            if bar is not None:
+                bar.update(1)
+                if step % 50 == 0:
+                    bar.set_postfix(acc=f"{np.mean(acceptance[-50:]):.3f}")
+    except KeyboardInterrupt:
+        if checkpoint is not None:
+            if in_step:
+                rng.bit_generator.state = rng_before
+            write_checkpoint(step)
+            print(f"\ninterrupted after step {step}/{total}; checkpoint written to {checkpoint} (resume from it)", file=sys.stderr)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if checkpoint is not None:
+        write_checkpoint(step)
+    return ChainResult(
+        records={k: np.asarray(v, dtype=np.float64) for k, v in records.items()},
+        acceptance=np.asarray(acceptance, dtype=np.float64),
+        fields=np.asarray(fields) if meta["keep_fields"] else None,
+        state=state,
+        rng=rng,
+        n_steps=step,
+    )
