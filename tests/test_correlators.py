@@ -127,6 +127,15 @@ def test_exactly_sampled_free_field_reproduces_propagator(shape, m2, rng):
     assert m_eff[1] == pytest.approx(E, rel=0.05)
 
 
+def test_estimator_normalisation_matches_exact_module():
+    """latticeml.exact's free-field G and C (the quantities samplers compare to) are what these estimators estimate."""
+    from latticeml import exact
+
+    for shape, m2 in [((16, 16), 1.0), ((12, 4, 6), 0.5)]:
+        np.testing.assert_allclose(exact.free_scalar_propagator(shape, m2), exact_free_G(shape, m2), atol=1e-13)
+        np.testing.assert_allclose(exact.free_scalar_zero_momentum_correlator(shape, m2), exact_free_C(shape[0], m2)[0], atol=1e-13)
+
+
 # ----------------------------------------------------------------------------- effective mass
 
 

@@ -1,6 +1,5 @@
 """Wilson loops, plaquette and Polyakov loops: kernels vs a plain NumPy path walker, exact values, invariances."""
 
-import importlib
 
 import numpy as np
 import pytest
@@ -145,6 +144,7 @@ def test_plaquette_agrees_with_theories_module(rng):
         np.cos(u1.plaquette_angles(theta)), loops.wilson_loop_field(theta, 1, 1), atol=1e-13
     )
     np.testing.assert_allclose(sun.plaquette_field(U), loops.wilson_loop_field(U, 1, 1), atol=1e-13)
+    assert [tuple(p) for p in u1.planes(4)] == loops.planes(4)
 
 
 @pytest.mark.parametrize("group", ["u1", 3])
@@ -242,6 +242,29 @@ def test_polyakov_correlator_matches_reference(rng):
     np.testing.assert_allclose(C1[3], np.mean(P1 * np.conj(np.roll(P1, -3, axis=1))), atol=1e-14)
 
 
+# ----------------------------------------------------------------------------- batches
+
+
+@pytest.mark.parametrize("group,shape", [("u1", (4, 6)), (2, (4, 3, 3))])
+def test_batched_equals_one_at_a_time(group, shape, rng):
+    batch = np.stack([hot_links(rng, group, shape) for _ in range(3)])
+    for f, kw in [
+        (loops.wilson_loop_field, dict(R=2, T=1)),
+        (loops.wilson_loops, dict(R=1, T=2, orientation="nu")),
+        (loops.wilson_loop, dict(R=2, T=2)),
+        (loops.plaquette, {}),
+        (loops.wilson_line, dict(mu=1, n=3)),
+        (loops.polyakov_loop, dict(direction=1)),
+        (loops.polyakov_loop_mean, {}),
+        (loops.polyakov_correlator, dict(spatial_directions=[1])),
+    ]:
+        args = (kw.pop("R"), kw.pop("T")) if "R" in kw else ()
+        args += (kw.pop("mu"), kw.pop("n")) if "mu" in kw else ()
+        got = f(batch, *args, batched=True, **kw)
+        np.testing.assert_array_equal(got, np.stack([np.asarray(f(c, *args, **kw)) for c in batch]))
+    assert isinstance(loops.plaquette(batch[0]), float) and isinstance(loops.polyakov_loop_mean(batch[0]), complex)
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -262,8 +285,10 @@ def test_loop_that_wraps_is_refused_and_orientation_rescues(rng):
 def test_bad_links_raise(rng):
     with pytest.raises(TypeError, match="float64 angles for U\\(1\\)"):
         loops.plaquette(np.zeros((2, 4, 4), dtype=np.int64))
-    with pytest.raises(ValueError, match="batch"):
+    with pytest.raises(ValueError, match="batched=True"):
         loops.plaquette(np.zeros((5, 2, 4, 4)))  # a batch of U(1) fields
+    with pytest.raises(ValueError, match="\\(B, D"):
+        loops.plaquette(np.zeros((2, 4, 4)), batched=True)
     with pytest.raises(ValueError, match="\\(D, L0"):
         loops.plaquette(np.zeros((2, 4, 4, 3, 2), dtype=complex))
     with pytest.raises(ValueError, match="out of range"):

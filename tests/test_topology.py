@@ -37,14 +37,15 @@ def test_hand_built_charge_n(n, shape):
 def test_u1_charge_matches_reference_and_is_gauge_invariant(rng):
     theta = rng.uniform(-np.pi, np.pi, size=(7, 2, 6, 8))
     w = groups.wrap_angle(np.stack([ref_plaquette_angles_u1(t) for t in theta]))
-    Qg = topology.topological_charge_u1(theta)
+    Qg = topology.topological_charge_u1(theta, batched=True)
     assert Qg.dtype == np.int64 and Qg.shape == (7,)
     np.testing.assert_allclose(Qg, w.sum(axis=(1, 2)) / (2 * np.pi), atol=1e-12)
     assert np.any(Qg != 0)  # hot configurations do carry charge
-    np.testing.assert_allclose(topology.topological_charge_u1(theta, definition="sin"), np.sin(w).sum(axis=(1, 2)) / (2 * np.pi), atol=1e-12)
-    np.testing.assert_allclose(topology.topological_charge_density_u1(theta), w / (2 * np.pi), atol=1e-14)
+    np.testing.assert_allclose(topology.topological_charge_u1(theta, definition="sin", batched=True), np.sin(w).sum(axis=(1, 2)) / (2 * np.pi), atol=1e-12)
+    np.testing.assert_allclose(topology.topological_charge_density_u1(theta, batched=True), w / (2 * np.pi), atol=1e-14)
     # batch == one at a time
     assert [topology.topological_charge_u1(t) for t in theta] == list(Qg)
+    assert [topology.topological_charge_u1(t, definition="sin") for t in theta] == list(topology.topological_charge_u1(theta, definition="sin", batched=True))
     # gauge invariance (the density too: the wrapped angles change by rounding only)
     for b in range(3):
         g = groups.gauge_transform_u1(theta[b], groups.random_gauge_transform_u1(rng, (6, 8)))
@@ -55,6 +56,8 @@ def test_u1_charge_matches_reference_and_is_gauge_invariant(rng):
 def test_u1_charge_bad_input():
     with pytest.raises(ValueError, match="2D"):
         topology.topological_charge_u1(np.zeros((3, 4, 4, 4)))
+    with pytest.raises(ValueError, match="batched=True"):
+        topology.topological_charge_u1(np.zeros((5, 2, 4, 4)))
     with pytest.raises(TypeError, match="real angles"):
         topology.topological_charge_u1(np.zeros((2, 4, 4), dtype=complex))
     with pytest.raises(ValueError, match="definition"):
@@ -115,6 +118,12 @@ def test_charge_density_matches_epsilon_sum_and_is_gauge_invariant(N, rng):
     q = topology.topological_charge_density(U)
     np.testing.assert_allclose(q, ref_charge_density(U), atol=1e-14)
     assert topology.topological_charge(U) == pytest.approx(q.sum(), abs=1e-13)
+    # batched: one configuration at a time
+    U2 = np.stack([U, hot_links(rng, N, shape)])
+    qb = topology.topological_charge_density(U2, batched=True)
+    np.testing.assert_allclose(qb, [topology.topological_charge_density(u) for u in U2], atol=1e-15)
+    np.testing.assert_allclose(topology.topological_charge(U2, batched=True), qb.sum(axis=(1, 2, 3, 4)), atol=1e-13)
+    np.testing.assert_allclose(topology.clover_field_strength(U2, batched=True)[1], topology.clover_field_strength(U2[1]), atol=1e-15)
     g = groups.gauge_transform(U, groups.random_gauge_transform(rng, shape, N))
     np.testing.assert_allclose(topology.topological_charge_density(g), q, atol=1e-12)
 

@@ -2,9 +2,11 @@
 
 Shapes and conventions (see :mod:`latticeml.lattice`)
 -----------------------------------------------------
-* Links are one configuration: U(1) angles ``theta`` float64 ``(D, L0, ..., L{D-1})``, or SU(N)
-  matrices ``U`` complex128 ``(D, L0, ..., L{D-1}, N, N)``. The group is read off the dtype
-  (real -> U(1), complex -> SU(N)); loop over a batch in Python.
+* Links are U(1) angles ``theta`` float64 ``(D, L0, ..., L{D-1})`` or SU(N) matrices ``U``
+  complex128 ``(D, L0, ..., L{D-1}, N, N)``; the group is read off the dtype (real -> U(1),
+  complex -> SU(N)). Every function takes ``batched=False``; with ``batched=True`` the links carry a
+  leading batch axis ``(B, D, ...)`` and every result gains a leading ``B`` axis (as in
+  :mod:`latticeml.theories`). The kernels run one configuration at a time.
 * Planes ``mu < nu`` are ordered ``(0,1), (0,2), ..., (0,D-1), (1,2), ...`` (:func:`planes`).
 * The straight Wilson line of length ``n`` along ``mu`` starting at ``x`` is
   ``L_mu^n(x) = U_mu(x) U_mu(x + mu) ... U_mu(x + (n-1) mu)``.
@@ -16,9 +18,11 @@ Shapes and conventions (see :mod:`latticeml.lattice`)
   T along ``mu``, and ``"both"`` (default) the mean of the two at every corner x.
 * A loop must not wrap around the torus: the extent along a direction must be < its L.
 
-The loops are built as Wilson lines first and then closed, so the cost is O(V (R + T) N^3) per
-plane instead of O(V R T) for walking each loop; the Numba kernels run over flat sites with the
-neighbour table of :func:`latticeml.lattice.neighbour_table`, so one kernel serves every D.
+The loops are built from Wilson lines: the lines of R and T links along each direction are built
+once (R + T matrix products per site) and shared by every plane, and closing a loop then costs two
+products per site, instead of 2 (R + T) for walking each loop of each plane. The Numba kernels run
+over flat sites with the neighbour table of :func:`latticeml.lattice.neighbour_table`, so one kernel
+serves every D.
 
 Polyakov loops ``P(x) = tr prod_{t=0}^{L_0-1} U_0(x + t 0) / N`` (``exp(i sum theta)`` for U(1))
 wind once around the torus; their mean is the order parameter of the centre symmetry.
@@ -61,38 +65,52 @@ def planes(D: int) -> list[tuple[int, int]]:
 # ----------------------------------------------------------------------------- input handling
 
 
-def _as_links(links):
-    """Validate one gauge configuration and view it with flat sites.
+def _as_links(links, batched: bool):
+    """Validate gauge links and view them with flat sites.
 
-    Returns ``(group, flat, shape)``: group "u1" with flat float64 ``(D, V)``, or "su" with flat
-    complex128 ``(D, V, N, N)``. Real dtypes mean U(1) angles, complex dtypes SU(N) matrices.
+    Returns ``(group, flat, shape)``: group "u1" with flat float64 ``(B, D, V)``, or "su" with flat
+    complex128 ``(B, D, V, N, N)`` (B = 1 when not batched). Real dtypes mean U(1) angles, complex
+    dtypes SU(N) matrices.
     """
     links = np.asarray(links)
-    if links.ndim < 2:
+    lead = 1 if batched else 0
+    hint = "" if batched else "; for a batch of configurations pass batched=True"
+    if links.ndim < lead + 2 or (batched and links.shape[0] == 0):
         raise ValueError(
-            f"links must be U(1) angles (D, L0, ..., L{{D-1}}) or SU(N) matrices (D, L0, ..., N, N), got shape {links.shape}"
+            f"links must be U(1) angles {'(B, ' if batched else '('}D, L0, ..., L{{D-1}}) or SU(N) matrices "
+            f"{'(B, ' if batched else '('}D, L0, ..., N, N), got shape {links.shape}{hint}"
         )
-    D = links.shape[0]
+    D = links.shape[lead]
     if np.issubdtype(links.dtype, np.floating):
-        if links.ndim != D + 1:
+        if links.ndim != lead + 1 + D:
             raise ValueError(
-                f"U(1) links (a real array) must have shape (D, L0, ..., L{{D-1}}) with D = links.shape[0]; "
-                f"got {links.shape}. A batch must be measured one configuration at a time."
+                f"U(1) links (a real array) must have shape {'(B, ' if batched else '('}D, L0, ..., L{{D-1}}) with "
+                f"D = {D} lattice axes after the direction axis; got shape {links.shape}{hint}"
             )
-        shape = check_shape(links.shape[1:])
-        return "u1", np.ascontiguousarray(links, dtype=np.float64).reshape(D, -1), shape
+        shape = check_shape(links.shape[lead + 1 :])
+        flat = np.ascontiguousarray(links, dtype=np.float64).reshape(-1, D, int(np.prod(shape)))
+        return "u1", flat, shape
     if np.issubdtype(links.dtype, np.complexfloating):
-        if links.ndim != D + 3 or links.shape[-1] != links.shape[-2]:
+        if links.ndim != lead + 3 + D or links.shape[-1] != links.shape[-2]:
             raise ValueError(
-                f"SU(N) links (a complex array) must have shape (D, L0, ..., L{{D-1}}, N, N) with D = links.shape[0]; "
-                f"got {links.shape}. A batch must be measured one configuration at a time."
+                f"SU(N) links (a complex array) must have shape {'(B, ' if batched else '('}D, L0, ..., L{{D-1}}, N, N) "
+                f"with D = {D} lattice axes after the direction axis; got shape {links.shape}{hint}"
             )
-        shape = check_shape(links.shape[1:-2])
+        shape = check_shape(links.shape[lead + 1 : -2])
         N = links.shape[-1]
-        return "su", np.ascontiguousarray(links, dtype=np.complex128).reshape(D, -1, N, N), shape
+        flat = np.ascontiguousarray(links, dtype=np.complex128).reshape(-1, D, int(np.prod(shape)), N, N)
+        return "su", flat, shape
     raise TypeError(
         f"links have dtype {links.dtype}: use float64 angles for U(1) or complex128 matrices for SU(N)"
     )
+
+
+def _unbatch(x, batched: bool):
+    """Drop the batch axis of a per-configuration result when the input was a single configuration."""
+    if batched:
+        return x
+    x = x[0]
+    return x.item() if np.ndim(x) == 0 else x
 
 
 @lru_cache(maxsize=256)
@@ -157,22 +175,24 @@ def _su_close_loops(A, B, a_end, b_end, out):
 # ----------------------------------------------------------------------------- Wilson lines and loops
 
 
-def wilson_line(links, mu: int, n: int) -> np.ndarray:
+def wilson_line(links, mu: int, n: int, *, batched: bool = False) -> np.ndarray:
     """Straight Wilson lines ``L_mu^n(x)`` of ``n`` links along ``mu`` from every site x.
 
-    Returns U(1) angle sums ``(*shape)`` (not wrapped) or SU(N) matrices ``(*shape, N, N)``.
-    ``n`` may exceed ``L_mu`` (the line then winds around the torus).
+    Returns U(1) angle sums ``(*shape)`` (not wrapped) or SU(N) matrices ``(*shape, N, N)``, with a
+    leading ``B`` axis if ``batched``. ``n`` may exceed ``L_mu`` (the line then winds around the torus).
     """
-    group, flat, shape = _as_links(links)
+    group, flat, shape = _as_links(links, batched)
     D = len(shape)
     if not 0 <= mu < D:
         raise ValueError(f"direction mu={mu} out of range for a {D}-dimensional lattice")
     if int(n) != n or n < 1:
         raise ValueError(f"a Wilson line needs n >= 1 links, got n={n}")
-    return _lines(group, flat, shape, mu, int(n)).reshape(shape + flat.shape[2:])
+    out = np.stack([_lines(group, f, shape, mu, int(n)) for f in flat])
+    return _unbatch(out.reshape((len(flat),) + shape + flat.shape[3:]), batched)
 
 
 def _lines(group, flat, shape, mu, n, starts=None):
+    """Lines of n links along mu from the sites ``starts`` (default all) of one configuration ``flat`` (D, V, ...)."""
     fwd, _ = neighbour_table(shape)
     if starts is None:
         starts = _all_sites(fwd.shape[0])
@@ -231,50 +251,50 @@ def _loop_field_flat(group, flat, shape, R, T, orientation):
     return out
 
 
-def wilson_loop_field(links, R: int, T: int, *, orientation: str = "both") -> np.ndarray:
+def _loop_fields(links, R, T, orientation, batched):
+    """Per-plane, per-site loops ``(B, n_planes, V)`` and the lattice shape."""
+    group, flat, shape = _as_links(links, batched)
+    return np.stack([_loop_field_flat(group, f, shape, R, T, orientation) for f in flat]), shape
+
+
+def wilson_loop_field(links, R: int, T: int, *, orientation: str = "both", batched: bool = False) -> np.ndarray:
     """Per-site R x T Wilson loops ``(n_planes, *shape)``: ``Re tr W / N`` (SU(N)) or ``cos`` (U(1)).
 
     Entry ``[p, x]`` is the loop in plane ``planes(D)[p] = (mu, nu)`` with lower corner x, extent
     R along mu and T along nu (``orientation="mu"``), R along nu and T along mu (``"nu"``), or the
-    mean of the two (``"both"``, the default). Gauge invariant site by site.
+    mean of the two (``"both"``, the default). Gauge invariant site by site. ``batched=True``: links
+    ``(B, D, ...)`` and a result ``(B, n_planes, *shape)``.
     """
-    group, flat, shape = _as_links(links)
-    return _loop_field_flat(group, flat, shape, R, T, orientation).reshape((-1,) + shape)
+    W, shape = _loop_fields(links, R, T, orientation, batched)
+    return _unbatch(W.reshape(W.shape[:2] + shape), batched)
 
 
-def wilson_loops(links, R: int, T: int, *, orientation: str = "both") -> np.ndarray:
-    """R x T Wilson loops averaged over sites, one value per plane: shape ``(n_planes,)``.
+def wilson_loops(links, R: int, T: int, *, orientation: str = "both", batched: bool = False) -> np.ndarray:
+    """R x T Wilson loops averaged over sites, one value per plane: shape ``(n_planes,)`` (``(B, n_planes)`` if batched).
 
     See :func:`wilson_loop_field` for the orientations; call it twice with ``orientation="mu"`` and
     ``"nu"`` for the two orientations separately (needed when only one fits, e.g. long temporal loops).
     """
-    group, flat, shape = _as_links(links)
-    return _loop_field_flat(group, flat, shape, R, T, orientation).mean(axis=1)
+    W, _ = _loop_fields(links, R, T, orientation, batched)
+    return _unbatch(W.mean(axis=2), batched)
 
 
-def wilson_loop(links, R: int, T: int, *, orientation: str = "both") -> float:
-    """R x T Wilson loop averaged over sites, planes and (by default) both orientations."""
-    return float(wilson_loops(links, R, T, orientation=orientation).mean())
+def wilson_loop(links, R: int, T: int, *, orientation: str = "both", batched: bool = False):
+    """R x T Wilson loop averaged over sites, planes and (by default) both orientations: a float (``(B,)`` if batched)."""
+    W, _ = _loop_fields(links, R, T, orientation, batched)
+    return _unbatch(W.mean(axis=(1, 2)), batched)
 
 
-def plaquette(links) -> float:
-    """Average plaquette ``<Re tr U_P / N>`` (``<cos theta_P>`` for U(1)): the 1 x 1 Wilson loop."""
-    return wilson_loop(links, 1, 1)
+def plaquette(links, *, batched: bool = False):
+    """Average plaquette ``<Re tr U_P / N>`` (``<cos theta_P>`` for U(1)), the 1 x 1 Wilson loop: a float (``(B,)`` if batched)."""
+    return wilson_loop(links, 1, 1, batched=batched)
 
 
 # ----------------------------------------------------------------------------- Polyakov loops
 
 
-def polyakov_loop(links, *, direction: int = 0) -> np.ndarray:
-    """Polyakov loops along ``direction``: a complex field over the remaining axes.
-
-    ``P(x) = tr prod_{t=0}^{L-1} U_d(x + t d) / N`` for SU(N) and ``exp(i sum_t theta_d(x + t d))``
-    for U(1), with L the extent along d; the result has the lattice shape with axis d removed.
-    """
-    group, flat, shape = _as_links(links)
-    D = len(shape)
-    if not 0 <= direction < D:
-        raise ValueError(f"direction={direction} out of range for a {D}-dimensional lattice")
+def _polyakov_flat(group, flat, shape, direction):
+    """Polyakov loops of one configuration ``flat`` (D, V, ...) as a complex field over the other axes."""
     # the loops start on the slice x_d = 0
     starts = np.ascontiguousarray(
         np.moveaxis(np.arange(flat.shape[1], dtype=np.int64).reshape(shape), direction, 0)[0].ravel()
@@ -287,23 +307,41 @@ def polyakov_loop(links, *, direction: int = 0) -> np.ndarray:
     return P.reshape(shape[:direction] + shape[direction + 1 :])
 
 
-def polyakov_loop_mean(links, *, direction: int = 0) -> complex:
-    """Spatial average of the Polyakov loop, a complex number (its ensemble mean vanishes in the confined phase)."""
-    return complex(polyakov_loop(links, direction=direction).mean())
+def _polyakov_fields(links, direction, batched):
+    group, flat, shape = _as_links(links, batched)
+    if not 0 <= direction < len(shape):
+        raise ValueError(f"direction={direction} out of range for a {len(shape)}-dimensional lattice")
+    return np.stack([_polyakov_flat(group, f, shape, direction) for f in flat]), shape
 
 
-def polyakov_correlator(links, *, direction: int = 0, spatial_directions=None) -> np.ndarray:
+def polyakov_loop(links, *, direction: int = 0, batched: bool = False) -> np.ndarray:
+    """Polyakov loops along ``direction``: a complex field over the remaining axes.
+
+    ``P(x) = tr prod_{t=0}^{L-1} U_d(x + t d) / N`` for SU(N) and ``exp(i sum_t theta_d(x + t d))``
+    for U(1), with L the extent along d; the result has the lattice shape with axis d removed
+    (and a leading B axis if batched).
+    """
+    P, _ = _polyakov_fields(links, direction, batched)
+    return _unbatch(P, batched)
+
+
+def polyakov_loop_mean(links, *, direction: int = 0, batched: bool = False):
+    """Spatial average of the Polyakov loop: a complex number (``(B,)`` if batched); its ensemble mean vanishes in the confined phase."""
+    P, _ = _polyakov_fields(links, direction, batched)
+    return _unbatch(P.reshape(len(P), -1).mean(axis=1), batched)
+
+
+def polyakov_correlator(links, *, direction: int = 0, spatial_directions=None, batched: bool = False) -> np.ndarray:
     """``C(r) = < P(x) P(x + r k)^* >`` for r = 0, ..., L_k // 2, averaged over x and spatial directions k.
 
     ``spatial_directions`` (default: every direction but ``direction``) are the lattice directions
     k averaged over; they must have equal extents L_k (pass a subset otherwise). Returns a complex
-    array of length ``L_k // 2 + 1`` for this configuration; ``C(0) = <|P|^2>``. Its ensemble mean
-    is real (reflection symmetry), so average ``.real`` over configurations. Compare the 2D U(1)
-    closed form in REFERENCES.md.
+    array of length ``L_k // 2 + 1`` per configuration (``(B, L_k // 2 + 1)`` if batched);
+    ``C(0) = mean |P|^2``. Its ensemble mean is real (reflection symmetry), so average ``.real`` over
+    configurations. Compare the 2D U(1) closed form in REFERENCES.md (``latticeml.exact``).
     """
-    P = polyakov_loop(links, direction=direction)
-    D = np.shape(links)[0]
-    shape = tuple(np.shape(links)[1 : 1 + D])
+    P, shape = _polyakov_fields(links, direction, batched)
+    D = len(shape)
     if spatial_directions is None:
         spatial_directions = [k for k in range(D) if k != direction]
     spatial_directions = [int(k) for k in spatial_directions]
@@ -319,9 +357,10 @@ def polyakov_correlator(links, *, direction: int = 0, spatial_directions=None) -
             f"on the {shape} lattice; pass spatial_directions=[...] with directions of equal extent"
         )
     L = extents.pop()
-    C = np.zeros(L // 2 + 1, dtype=np.complex128)
+    site_axes = tuple(range(1, P.ndim))
+    C = np.zeros((len(P), L // 2 + 1), dtype=np.complex128)
     for k in spatial_directions:
-        axis = k if k < direction else k - 1  # axis of P after removing `direction`
+        axis = 1 + (k if k < direction else k - 1)  # array axis of direction k in P (B, ...)
         for r in range(L // 2 + 1):
-            C[r] += np.mean(P * np.conj(np.roll(P, -r, axis=axis)))
-    return C / len(spatial_directions)
+            C[:, r] += np.mean(P * np.conj(np.roll(P, -r, axis=axis)), axis=site_axes)
+    return _unbatch(C / len(spatial_directions), batched)

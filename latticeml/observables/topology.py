@@ -2,7 +2,9 @@
 
 Shapes and conventions
 ----------------------
-* 2D U(1): angles ``theta`` float64 ``(2, L0, L1)`` or a batch ``(B, 2, L0, L1)``. The plaquette
+* Every function takes ``batched=False``; ``batched=True`` adds a leading batch axis B to the
+  links and to the result (the convention of :mod:`latticeml.theories`).
+* 2D U(1): angles ``theta`` float64 ``(2, L0, L1)``. The plaquette
   angle at x is ``theta_P(x) = theta_0(x) + theta_1(x+0) - theta_0(x+1) - theta_1(x)``.
   - geometric (integer) charge ``Q = (1/2pi) sum_x wrap(theta_P(x))`` with ``wrap`` into
     ``(-pi, pi]``; since the unwrapped angles sum to zero on the torus, Q is an integer exactly
@@ -32,7 +34,7 @@ from numba import njit
 
 from .. import _linalg as la
 from ..lattice import check_shape, neighbour_table
-from .loops import _as_links, planes
+from .loops import _as_links, _unbatch, planes
 
 __all__ = [
     "topological_charge_density_u1",
@@ -60,62 +62,51 @@ def _u1_wrapped_plaquettes(theta, fwd, out):
             out[b, s] = w
 
 
-def _as_u1_2d(theta):
-    """Return ``(theta (B, 2, V), shape, batched)`` for a 2D U(1) field or batch of them."""
+def _wrapped_plaquettes(theta, batched):
+    """Wrapped plaquette angles ``(B, V)`` of 2D U(1) links ``(2, L0, L1)`` (or ``(B, 2, L0, L1)`` if batched)."""
     theta = np.asarray(theta)
     if not np.issubdtype(theta.dtype, np.floating):
         raise TypeError(f"2D U(1) links are real angles (float64); got dtype {theta.dtype}")
-    if theta.ndim == 3 and theta.shape[0] == 2:
-        batched = False
-        theta = theta[None]
-    elif theta.ndim == 4 and theta.shape[1] == 2:
-        batched = True
-    else:
+    lead = 1 if batched else 0
+    if theta.ndim != lead + 3 or theta.shape[lead] != 2:
         raise ValueError(
-            f"the U(1) topological charge is defined here in 2D: theta must be (2, L0, L1) or a batch "
-            f"(B, 2, L0, L1), got shape {theta.shape}"
+            f"the U(1) topological charge is defined here in 2D: theta must be "
+            f"{'(B, 2, L0, L1)' if batched else '(2, L0, L1)'}, got shape {theta.shape}"
+            + ("" if batched or theta.ndim != 4 else "; for a batch of configurations pass batched=True")
         )
-    shape = check_shape(theta.shape[2:])
-    flat = np.ascontiguousarray(theta, dtype=np.float64).reshape(theta.shape[0], 2, -1)
-    return flat, shape, batched
-
-
-def _wrapped_plaquettes(theta):
-    flat, shape, batched = _as_u1_2d(theta)
+    shape = check_shape(theta.shape[lead + 1 :])
+    flat = np.ascontiguousarray(theta, dtype=np.float64).reshape(-1, 2, shape[0] * shape[1])
     fwd, _ = neighbour_table(shape)
     out = np.empty((flat.shape[0], flat.shape[2]))
     _u1_wrapped_plaquettes(flat, fwd, out)
-    return out, shape, batched
+    return out, shape
 
 
-def topological_charge_density_u1(theta) -> np.ndarray:
-    """Geometric charge density ``wrap(theta_P(x)) / 2 pi``, shape ``(L0, L1)`` or ``(B, L0, L1)``."""
-    w, shape, batched = _wrapped_plaquettes(theta)
-    q = (w / _TWO_PI).reshape((-1,) + shape)
-    return q if batched else q[0]
+def topological_charge_density_u1(theta, *, batched: bool = False) -> np.ndarray:
+    """Geometric charge density ``wrap(theta_P(x)) / 2 pi``, shape ``(L0, L1)`` (``(B, L0, L1)`` if batched)."""
+    w, shape = _wrapped_plaquettes(theta, batched)
+    return _unbatch((w / _TWO_PI).reshape((-1,) + shape), batched)
 
 
-def topological_charge_u1(theta, *, definition: str = "geometric"):
-    """Topological charge of 2D U(1) configurations: an int (geometric) or float (sin); ``(B,)`` for a batch.
+def topological_charge_u1(theta, *, definition: str = "geometric", batched: bool = False):
+    """Topological charge of a 2D U(1) configuration: an int (geometric) or a float (sin); ``(B,)`` if batched.
 
-    ``definition="geometric"``: ``(1/2pi) sum wrap(theta_P)``, an exact integer (returned as int64);
+    ``definition="geometric"``: ``(1/2pi) sum wrap(theta_P)``, an exact integer (int64 when batched);
     ``definition="sin"``: ``(1/2pi) sum sin(theta_P)``.
     """
-    w, _, batched = _wrapped_plaquettes(theta)
-    if definition == "geometric":
-        Q = w.sum(axis=1) / _TWO_PI
-        Qi = np.rint(Q)
-        if not np.all(np.abs(Q - Qi) < 1e-6):  # only non-finite or absurdly large angles get here
-            raise ValueError(
-                f"the geometric charge is not an integer (got {Q[np.abs(Q - Qi) >= 1e-6][:3]}): the links "
-                "contain non-finite or huge angles; wrap them with latticeml.groups.wrap_angle"
-            )
-        Q = Qi.astype(np.int64)
-    elif definition == "sin":
-        Q = np.sin(w).sum(axis=1) / _TWO_PI
-    else:
+    if definition not in ("geometric", "sin"):
         raise ValueError(f"definition must be 'geometric' or 'sin', got {definition!r}")
-    return Q if batched else Q[0].item()
+    w, _ = _wrapped_plaquettes(theta, batched)
+    if definition == "sin":
+        return _unbatch(np.sin(w).sum(axis=1) / _TWO_PI, batched)
+    Q = w.sum(axis=1) / _TWO_PI
+    Qi = np.rint(Q)
+    if not np.all(np.abs(Q - Qi) < 1e-6):  # only non-finite or absurdly large angles get here
+        raise ValueError(
+            f"the geometric charge is not an integer (got {Q[~(np.abs(Q - Qi) < 1e-6)][:3]}): the links "
+            "contain non-finite or huge angles; wrap them with latticeml.groups.wrap_angle"
+        )
+    return _unbatch(Qi.astype(np.int64), batched)
 
 
 # ----------------------------------------------------------------------------- SU(N) clover
@@ -173,14 +164,15 @@ def _charge_density_kernel(F, out):
         )
 
 
-def _as_su_links(U, what):
-    group, flat, shape = _as_links(U)
+def _as_su_links(U, what, batched):
+    group, flat, shape = _as_links(U, batched)
     if group != "su":
         raise TypeError(f"{what} needs SU(N) links (complex128); for 2D U(1) use topological_charge_u1")
     return flat, shape
 
 
 def _clover_flat(flat, shape):
+    """Clover field strength ``(n_planes, V, N, N)`` of one configuration ``flat`` (D, V, N, N)."""
     fwd, bwd = neighbour_table(shape)
     pl = np.array(planes(len(shape)), dtype=np.int64).reshape(-1, 2)
     out = np.empty((len(pl),) + flat.shape[1:], dtype=np.complex128)
@@ -188,32 +180,39 @@ def _clover_flat(flat, shape):
     return out
 
 
-def clover_field_strength(U) -> np.ndarray:
+def clover_field_strength(U, *, batched: bool = False) -> np.ndarray:
     """Clover field strength ``F_{mu nu}(x)``, shape ``(n_planes, *shape, N, N)``, planes as :func:`~.loops.planes`.
 
-    Traceless anti-Hermitian, ``F = i a^2 g F^cont + O(a^4)``; covariant, ``F -> Omega F Omega^dagger``.
-    Any D >= 2.
+    Traceless anti-Hermitian, ``F = i a^2 g F^cont (1 + O(a^2))``; covariant,
+    ``F -> Omega F Omega^dagger``. Any D >= 2. ``batched=True``: links ``(B, D, ...)``, result ``(B, n_planes, ...)``.
     """
-    flat, shape = _as_su_links(U, "the clover field strength")
+    flat, shape = _as_su_links(U, "the clover field strength", batched)
     if len(shape) < 2:
         raise ValueError(f"the field strength needs D >= 2, got shape {shape}")
-    return _clover_flat(flat, shape).reshape((-1,) + shape + flat.shape[-2:])
+    F = np.stack([_clover_flat(f, shape) for f in flat])
+    return _unbatch(F.reshape(F.shape[:2] + shape + F.shape[-2:]), batched)
 
 
-def topological_charge_density(U) -> np.ndarray:
-    """Clover topological charge density ``q(x)`` of a 4D SU(N) configuration, shape ``(L0, L1, L2, L3)``."""
-    flat, shape = _as_su_links(U, "the clover topological charge")
+def _charge_densities(U, batched):
+    flat, shape = _as_su_links(U, "the clover topological charge", batched)
     if len(shape) != 4:
         raise ValueError(
             f"the clover topological charge density is defined in D = 4, got a {len(shape)}-dimensional lattice "
             f"{shape}; for 2D U(1) use topological_charge_u1"
         )
-    F = _clover_flat(flat, shape)
-    q = np.empty(flat.shape[1])
-    _charge_density_kernel(F, q)
-    return q.reshape(shape)
+    q = np.empty((len(flat), flat.shape[2]))
+    for b, f in enumerate(flat):
+        _charge_density_kernel(_clover_flat(f, shape), q[b])
+    return q, shape
 
 
-def topological_charge(U) -> float:
-    """Clover topological charge ``Q = sum_x q(x)`` of a 4D SU(N) configuration (not an integer on rough fields)."""
-    return float(topological_charge_density(U).sum())
+def topological_charge_density(U, *, batched: bool = False) -> np.ndarray:
+    """Clover topological charge density ``q(x)`` of 4D SU(N) links, shape ``(L0, L1, L2, L3)`` (``(B, ...)`` if batched)."""
+    q, shape = _charge_densities(U, batched)
+    return _unbatch(q.reshape((-1,) + shape), batched)
+
+
+def topological_charge(U, *, batched: bool = False):
+    """Clover topological charge ``Q = sum_x q(x)`` of 4D SU(N) links: a float (``(B,)`` if batched); not an integer on rough fields."""
+    q, _ = _charge_densities(U, batched)
+    return _unbatch(q.sum(axis=1), batched)
