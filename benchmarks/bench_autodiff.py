@@ -31,7 +31,7 @@ from numba import njit
 
 from latticeml.autodiff import Tensor, nn, optim
 from latticeml.autodiff import ops as F
-from latticeml.autodiff.conv import _correlate, _correlate_weight_grad, neighbour_table
+from latticeml.autodiff.conv import _correlate, _correlate_weight_grad, _site_chunk, neighbour_table
 
 try:
     import torch
@@ -106,14 +106,15 @@ def numpy_mlp_step(params, opt, x, y):
 
 
 def _np_conv(x3, w3, b, nbr):
-    out = np.empty((x3.shape[0], w3.shape[0], x3.shape[2]))
-    _correlate(x3, w3, nbr, b, out)
+    (B, I, V), O, K = x3.shape, w3.shape[0], w3.shape[2]
+    out = np.empty((B, O, V))
+    _correlate(x3, w3, nbr, b, out, _site_chunk(O, I, K, V))
     return out
 
 
 def _np_conv_bwd(g3, x3, w3, nbr, need_x):
     gw = np.empty_like(w3)
-    _correlate_weight_grad(x3, g3, nbr, gw)
+    _correlate_weight_grad(x3, g3, nbr, gw, _site_chunk(*w3.shape, x3.shape[2]))
     gb = g3.sum(axis=(0, 2))
     gx = None
     if need_x:
@@ -387,9 +388,10 @@ def main(argv=None):
     out = np.empty_like(xs)
     _direct_correlate(xs, w, nbr, b, out)
     ref = np.empty_like(xs)
-    _correlate(xs, w, nbr, b, ref)
+    vc = _site_chunk(8, 8, 9, L * L)
+    _correlate(xs, w, nbr, b, ref, vc)
     assert np.allclose(out, ref)
-    t_lib = time_per_call(lambda: _correlate(xs, w, nbr, b, ref), repeats=repeats, number=50)
+    t_lib = time_per_call(lambda: _correlate(xs, w, nbr, b, ref, vc), repeats=repeats, number=50)
     t_dir = time_per_call(lambda: _direct_correlate(xs, w, nbr, b, out), repeats=repeats, number=50)
     f88 = 2 * B_CONV * L * L * 8 * 8 * 9
 

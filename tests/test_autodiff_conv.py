@@ -55,6 +55,21 @@ def test_backward_matches_finite_differences(B, ci, co, lattice, kernel):
     assert set(errors) == {0, 1, 2}
 
 
+@pytest.mark.parametrize("ci,co", [(2, 3), (3, 2)])
+def test_site_chunking_gives_the_same_result(monkeypatch, ci, co):
+    """Large lattices split the sites into chunks (to keep BLAS single-threaded); force it here."""
+    from latticeml.autodiff import conv
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, ci, 5, 3))
+    w = rng.standard_normal((co, ci, 3, 3))
+    b = rng.standard_normal(co)
+    monkeypatch.setattr(conv, "_MNK_SINGLE_THREAD", 4 * ci * co * 9)  # chunks of 4 sites, remainder 3
+    assert conv._site_chunk(co, ci, 9, 15) == 4
+    np.testing.assert_allclose(periodic_conv(x, w, b).value, roll_reference(x, w, b), rtol=1e-12, atol=1e-12)
+    check_grads(periodic_conv, x, w, b, rng=rng)
+
+
 def test_backward_matches_autodiff_through_the_roll_reference():
     """An independent gradient: the same convolution built from roll/matmul primitives."""
     rng = np.random.default_rng(3)

@@ -60,30 +60,55 @@ def neighbour_table(lattice_shape, kernel_shape) -> np.ndarray:
     return _neighbour_table_cached(tuple(int(n) for n in lattice_shape), tuple(int(k) for k in kernel_shape))
 
 
+# OpenBLAS runs a matrix product on several threads once M*N*K exceeds about 2.6e5
+# (interface/gemm.c). For the small per-batch products here that costs more in synchronisation
+# than it gains, and on a loaded machine a descheduled helper thread stalls the call for a whole
+# scheduler slice (measured: 100x slower). So every product is kept below that size by
+# splitting the sites into chunks of ``vc`` (one chunk, vc = V, on small lattices).
+_MNK_SINGLE_THREAD = 2**17
+
+
+def _site_chunk(n_out: int, n_in: int, n_offsets: int, n_sites: int) -> int:
+    return int(max(1, min(n_sites, _MNK_SINGLE_THREAD // (n_out * n_in * n_offsets))))
+
+
 @njit(cache=True)
-def _correlate(x, w, nbr, bias, out):
+def _correlate(x, w, nbr, bias, out, vc):
     """out[b, o, s] = bias[o] + sum_{i, d} w[o, i, d] x[b, i, nbr[d, s]].
 
-    x (B, I, V), w (O, I, K), nbr (K, V) int64, bias (O,), out (B, O, V); float64, C order.
+    x (B, I, V), w (O, I, K), nbr (K, V) int64, bias (O,), out (B, O, V); float64, C order;
+    sites are processed in chunks of ``vc`` (see _MNK_SINGLE_THREAD).
     """
     B, I, V = x.shape
     O = w.shape[0]
     K = nbr.shape[0]
+    rem = V % vc
     if I <= O:
         # gather the I*K shifted input rows, then (O x IK) @ (IK x V)
         w2 = w.reshape(O, I * K)
-        cols = np.empty((I * K, V))
+        cols_full, cols_rem = np.empty((I * K, vc)), np.empty((I * K, rem))
+        tmp_full, tmp_rem = np.empty((O, vc)), np.empty((O, rem))
         for b in range(B):
-            for i in range(I):
-                for d in range(K):
-                    row = i * K + d
-                    for s in range(V):
-                        cols[row, s] = x[b, i, nbr[d, s]]
-            ob = out[b]
-            np.dot(w2, cols, ob)
-            for o in range(O):
-                for s in range(V):
-                    ob[o, s] += bias[o]
+            for s0 in range(0, V, vc):
+                n = min(vc, V - s0)
+                cols = cols_full if n == vc else cols_rem
+                for i in range(I):
+                    for d in range(K):
+                        row = i * K + d
+                        for j in range(n):
+                            cols[row, j] = x[b, i, nbr[d, s0 + j]]
+                if n == V:  # one chunk: write straight into the output
+                    ob = out[b]
+                    np.dot(w2, cols, ob)
+                    for o in range(O):
+                        for j in range(V):
+                            ob[o, j] += bias[o]
+                else:
+                    tmp = tmp_full if n == vc else tmp_rem
+                    np.dot(w2, cols, tmp)
+                    for o in range(O):
+                        for j in range(n):
+                            out[b, o, s0 + j] = tmp[o, j] + bias[o]
     else:
         # multiply first: y[d*O + o, t] = sum_i w[o, i, d] x[b, i, t]; then gather O*K rows
         wk = np.empty((K * O, I))
@@ -92,8 +117,19 @@ def _correlate(x, w, nbr, bias, out):
                 for d in range(K):
                     wk[d * O + o, i] = w[o, i, d]
         y = np.empty((K * O, V))
+        x_full, x_rem = np.empty((I, vc)), np.empty((I, rem))
+        y_full, y_rem = np.empty((K * O, vc)), np.empty((K * O, rem))
         for b in range(B):
-            np.dot(wk, x[b], y)
+            if vc == V:
+                np.dot(wk, x[b], y)
+            else:
+                for t0 in range(0, V, vc):
+                    n = min(vc, V - t0)
+                    xc = x_full if n == vc else x_rem
+                    yc = y_full if n == vc else y_rem
+                    xc[:, :] = x[b, :, t0 : t0 + n]
+                    np.dot(wk, xc, yc)
+                    y[:, t0 : t0 + n] = yc
             for o in range(O):
                 for s in range(V):
                     acc = bias[o]
@@ -103,40 +139,59 @@ def _correlate(x, w, nbr, bias, out):
 
 
 @njit(cache=True)
-def _correlate_weight_grad(x, g, nbr, gw):
+def _correlate_weight_grad(x, g, nbr, gw, vc):
     """gw[o, i, d] = sum_{b, s} g[b, o, s] x[b, i, nbr[d, s]]; gw (O, I, K) is overwritten."""
     B, I, V = x.shape
     O = g.shape[1]
     K = nbr.shape[0]
+    rem = V % vc
     gw[:] = 0.0
     if I <= O:
         # gather x: gw (O x IK) += g_b (O x V) @ cols^T (V x IK)
         gw2 = gw.reshape(O, I * K)
-        cols = np.empty((I * K, V))
+        cols_full, cols_rem = np.empty((I * K, vc)), np.empty((I * K, rem))
+        g_full, g_rem = np.empty((O, vc)), np.empty((O, rem))
         tmp = np.empty((O, I * K))
         for b in range(B):
-            for i in range(I):
-                for d in range(K):
-                    row = i * K + d
-                    for s in range(V):
-                        cols[row, s] = x[b, i, nbr[d, s]]
-            np.dot(g[b], cols.T, tmp)
-            gw2 += tmp
-    else:
-        # gather g with the reversed offset: sum_s g[s] x[nbr[d, s]] = sum_t x[t] g[nbr[K-1-d, t]]
-        gcols = np.empty((O * K, V))
-        tmp = np.empty((O * K, I))
-        for b in range(B):
-            for o in range(O):
-                for d in range(K):
-                    row = o * K + d
-                    for t in range(V):
-                        gcols[row, t] = g[b, o, nbr[K - 1 - d, t]]
-            np.dot(gcols, x[b].T, tmp)
-            for o in range(O):
+            for s0 in range(0, V, vc):
+                n = min(vc, V - s0)
+                cols = cols_full if n == vc else cols_rem
                 for i in range(I):
                     for d in range(K):
-                        gw[o, i, d] += tmp[o * K + d, i]
+                        row = i * K + d
+                        for j in range(n):
+                            cols[row, j] = x[b, i, nbr[d, s0 + j]]
+                if n == V:
+                    np.dot(g[b], cols.T, tmp)
+                else:
+                    gc = g_full if n == vc else g_rem
+                    gc[:, :] = g[b, :, s0 : s0 + n]
+                    np.dot(gc, cols.T, tmp)
+                gw2 += tmp
+    else:
+        # gather g with the reversed offset: sum_s g[s] x[nbr[d, s]] = sum_t x[t] g[nbr[K-1-d, t]]
+        gcols_full, gcols_rem = np.empty((O * K, vc)), np.empty((O * K, rem))
+        x_full, x_rem = np.empty((I, vc)), np.empty((I, rem))
+        tmp = np.empty((O * K, I))
+        for b in range(B):
+            for t0 in range(0, V, vc):
+                n = min(vc, V - t0)
+                gcols = gcols_full if n == vc else gcols_rem
+                for o in range(O):
+                    for d in range(K):
+                        row = o * K + d
+                        for j in range(n):
+                            gcols[row, j] = g[b, o, nbr[K - 1 - d, t0 + j]]
+                if n == V:
+                    np.dot(gcols, x[b].T, tmp)
+                else:
+                    xc = x_full if n == vc else x_rem
+                    xc[:, :] = x[b, :, t0 : t0 + n]
+                    np.dot(gcols, xc.T, tmp)
+                for o in range(O):
+                    for i in range(I):
+                        for d in range(K):
+                            gw[o, i, d] += tmp[o * K + d, i]
 
 
 def _check_conv_args(x, weight, bias):
@@ -173,7 +228,7 @@ def _conv_fwd(x, weight, bias=None):
     b = np.zeros(O) if bias is None else np.ascontiguousarray(bias, dtype=np.float64)
     nbr = neighbour_table(lattice, kernel)
     out = np.empty((B, O, V))
-    _correlate(x3, w3, nbr, b, out)
+    _correlate(x3, w3, nbr, b, out, _site_chunk(O, I, K, V))
     return out.reshape((B, O) + lattice), (x3, w3, nbr, weight.shape)
 
 
@@ -186,11 +241,11 @@ def _conv_bwd(g, residuals, needs):
     if needs[0]:
         w_flipped = np.ascontiguousarray(w3[:, :, ::-1].transpose(1, 0, 2))  # (I, O, K)
         gx = np.empty((B, I, V))
-        _correlate(g3, w_flipped, nbr, np.zeros(I), gx)
+        _correlate(g3, w_flipped, nbr, np.zeros(I), gx, _site_chunk(I, O, K, V))
         gx = gx.reshape(np.shape(g)[:1] + (I,) + np.shape(g)[2:])
     if needs[1]:
         gw = np.empty((O, I, K))
-        _correlate_weight_grad(x3, g3, nbr, gw)
+        _correlate_weight_grad(x3, g3, nbr, gw, _site_chunk(O, I, K, V))
         gw = gw.reshape(wshape)
     if len(needs) > 2 and needs[2]:
         gb = g3.sum(axis=(0, 2))
