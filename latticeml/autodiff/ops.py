@@ -30,6 +30,8 @@ from .tensor import Primitive, Tensor, defvjp, defvjp_argnum
 
 def cj(a):
     """Complex conjugate, free for real arrays (``np.conj`` would copy them)."""
+    if isinstance(a, np.ndarray):
+        return a.conj() if a.dtype.kind == "c" else a
     return np.conj(a) if np.iscomplexobj(a) else a
 
 
@@ -38,7 +40,9 @@ def unbroadcast(g, x):
 
     Also drops the imaginary part when ``x`` is real (the real argument of a complex result).
     """
-    shape = np.shape(x)
+    shape = x.shape if isinstance(x, np.ndarray) else np.shape(x)
+    if g.shape == shape and (g.dtype.kind != "c" or np.iscomplexobj(x)):
+        return g  # the common case: nothing to undo
     if g.shape != shape:
         lead = g.ndim - len(shape)
         if lead > 0:

@@ -304,16 +304,20 @@ class Primitive:
         )
 
     def __call__(self, *args, **kwargs):
-        vals = [a.value if isinstance(a, Tensor) else a for a in args]
+        vals, argnums = [], []
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor):
+                vals.append(a.value)
+                if a.requires_grad:
+                    argnums.append(i)
+            else:
+                vals.append(a)
         if self.real_only:
             for v in vals:
                 if isinstance(v, np.ndarray) and v.dtype.kind == "c":
                     raise TypeError(f"'{self.name}' is defined for real arrays only, got complex input")
         ans = self.fn(*vals, **kwargs)
-        if not _GRAD_ENABLED:
-            return Tensor._node(ans, (), None, self.name)
-        argnums = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
-        if not argnums:
+        if not (argnums and _GRAD_ENABLED):
             return Tensor._node(ans, (), None, self.name)
         parents = tuple(args[i] for i in argnums)
         if self.vjp_argnum is not None:
