@@ -9,7 +9,8 @@ Workloads (float64 throughout):
 
 Columns: the engine; plain NumPy with the backward written by hand (the same Numba conv kernels,
 no tape, no Tensor objects: the engine's overhead is the difference); PyTorch on the CPU when
-installed. Also: this machine's dgemm rate (2000 x 2000 matmul), the achieved conv GFLOP/s, the
+installed, with its default threads and with one thread (torch/engine uses the faster of the two).
+The engine runs single-threaded (see ``autodiff/conv.py`` on why). Also: this machine's dgemm rate (2000 x 2000 matmul), the achieved conv GFLOP/s, the
 conv kernel design (im2col + BLAS, as in the library, against direct Numba loops), and the
 first-call Numba compile time (fresh cache) against a warm cache.
 
@@ -328,6 +329,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     repeats = 3 if args.quick else 7
     rng = np.random.default_rng(0)
+    load = os.getloadavg()
 
     gemm = dgemm_gflops()
     first, warm = compile_time()
@@ -378,8 +380,14 @@ def main(argv=None):
     for name in ("mlp", "conv", "flow"):
         t_e = time_per_call(engine[name], repeats=repeats, number=number[name])
         t_n = time_per_call(plain[name], repeats=repeats, number=number[name]) if name in plain else None
-        t_t = time_per_call(theirs[name], repeats=repeats, number=number[name]) if name in theirs else None
-        rows.append((name, t_e, t_n, t_t))
+        t_t = t_t1 = None
+        if name in theirs:
+            t_t = time_per_call(theirs[name], repeats=repeats, number=number[name])
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            t_t1 = time_per_call(theirs[name], repeats=repeats, number=number[name])
+            torch.set_num_threads(threads)
+        rows.append((name, t_e, t_n, t_t, t_t1))
 
     # conv kernel design, forward of the 8 -> 8 layer, batch 64 on 8x8
     xs = rng.standard_normal((B_CONV, 8, L * L))
@@ -404,15 +412,17 @@ def main(argv=None):
     }
     print(f"threads: OpenBLAS/OMP={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, "
           f"torch={torch.get_num_threads() if torch else '—'}, cores={os.cpu_count()}")
+    print(f"load average before the run (other processes on this machine): {load[0]:.2f}")
     print(f"dgemm 2000x2000: {gemm:.1f} GFLOP/s")
     print(f"first call (compile, empty cache): {first:.2f} s; warm cache: {warm:.2f} s (incl. import)\n")
     print("| training step (fwd + bwd + Adam) | engine ms | NumPy hand-written ms | torch CPU ms "
-          "| engine/NumPy | torch/engine | engine GFLOP/s (% dgemm) |")
-    print("|---|---|---|---|---|---|---|")
-    for name, t_e, t_n, t_t in rows:
+          "| torch 1 thread ms | engine/NumPy | torch/engine | engine GFLOP/s (% dgemm) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, t_e, t_n, t_t, t_t1 in rows:
         gf = f"{flops[name] / t_e / 1e9:.1f} ({100 * flops[name] / t_e / 1e9 / gemm:.0f}%)" if name in flops else "—"
-        print(f"| {label[name]} | {ms(t_e)} | {ms(t_n)} | {ms(t_t)} | {ratio(t_e, t_n)} | "
-              f"{'—' if t_t is None else f'{t_t / t_e:.2f}'} | {gf} |")
+        best_torch = None if t_t is None else min(t_t, t_t1)
+        print(f"| {label[name]} | {ms(t_e)} | {ms(t_n)} | {ms(t_t)} | {ms(t_t1)} | {ratio(t_e, t_n)} | "
+              f"{ratio(best_torch, t_e)} | {gf} |")
     print()
     print("| conv 8->8 forward, batch 64, 8x8 | ms | GFLOP/s |")
     print("|---|---|---|")
