@@ -146,6 +146,10 @@ class Dense(Module):
         y = ops.matmul(x, self.weight)
         return y if self.bias is None else ops.add(y, self.bias)
 
+    def __repr__(self):
+        n_in, n_out = self.weight.shape
+        return f"Dense({n_in} -> {n_out}, bias={self.bias is not None})"
+
 
 class Conv(Module):
     """Periodic convolution on a ``ndim``-dimensional lattice (see ``autodiff.conv``).
@@ -166,6 +170,10 @@ class Conv(Module):
 
     def forward(self, x):
         return periodic_conv(x, self.weight, self.bias)
+
+    def __repr__(self):
+        c_out, c_in = self.weight.shape[:2]
+        return f"Conv({c_in} -> {c_out}, kernel={self.weight.shape[2:]}, periodic, bias={self.bias is not None})"
 
 
 class Activation(Module):
@@ -250,6 +258,10 @@ class Sequential(Module):
 
     def __getitem__(self, i):
         return self.layers[i]
+
+    def __repr__(self):
+        body = "".join(f"\n  ({j}) {layer!r}" for j, layer in enumerate(self.layers))
+        return f"{type(self).__name__}({body}\n)"
 
     def __len__(self):
         return len(self.layers)
