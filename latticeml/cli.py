@@ -110,6 +110,11 @@ def _theory_from_args(args):
 
 def _sampler_settings(args) -> dict:
     """The algorithm settings given on the command line (only those the user set)."""
+    if getattr(args, "instanton_every", None) is not None and (args.algorithm != "hmc" or args.theory != "u1"):
+        raise UserError(
+            "--instanton-every mixes instanton moves into HMC for 2D U(1) only: use it with "
+            f"`latticeml sample u1 --algorithm hmc`; got theory {args.theory} with --algorithm {args.algorithm}"
+        )
     for name in ("nsteps", "overrelax", "instanton_every"):
         value = getattr(args, name, None)
         if value is not None and value < (0 if name != "nsteps" else 1):
@@ -248,6 +253,12 @@ def _add_sample_parser(sub) -> None:
     s.add_argument("--nsteps", type=int, help="HMC molecular-dynamics steps per trajectory")
     s.add_argument("--integrator", choices=["leapfrog", "omelyan"], help="HMC integrator (default leapfrog)")
     s.add_argument("--overrelax", type=int, help="overrelaxation sweeps per heatbath sweep")
+    s.add_argument(
+        "--instanton-every", type=int, metavar="K",
+        help="2D u1 with --algorithm hmc only: after every K HMC trajectories propose adding or removing a smooth "
+        "instanton (charge +-1), accepted with min(1, exp(-dS)); one step is then K trajectories + one instanton "
+        "move (latticeml.samplers.instanton; 0 = plain HMC)",
+    )
     s.add_argument("--n", type=int, default=1000, help="number of measurements (default 1000)")
     s.add_argument("--therm", type=int, default=100, help="thermalisation steps (default 100)")
     s.add_argument("--every", type=int, default=1, help="steps between measurements (default 1)")

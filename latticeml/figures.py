@@ -27,6 +27,7 @@ from typing import Callable
 FIGURE_MODULES: list[str] = [
     "latticeml.figure_makers.foundation",
     "latticeml.figure_makers.symmetries",
+    "latticeml.figure_makers.u1_topology",
 ]
 
 
