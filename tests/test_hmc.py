@@ -169,13 +169,13 @@ def test_energy_violation_scales_as_step_squared(key):
     """Fit log|dH| against log eps at fixed trajectory length: slope 2 for both; 2MN's constant is smaller."""
     theory = _theory(key)
     field = _start(theory, seed=3)
-    steps = np.array([0.1, 0.05, 0.025])
+    steps = np.array([0.08, 0.04, 0.02, 0.01])
     dH = {k: np.array([_dH(theory, field, eps, k) for eps in steps]) for k in hmc.INTEGRATORS}
     for integrator, values in dH.items():
         slope = np.polyfit(np.log(steps), np.log(values), 1)[0]
-        assert 1.85 < slope < 2.15, (integrator, slope, values)
+        assert 1.9 < slope < 2.1, (integrator, slope, values)  # measured 1.98 - 2.05
     ratio = dH["omelyan"] / dH["leapfrog"]
-    # measured: 0.07 - 0.10 at equal step size (the 2MN error constant is ~10x smaller)
+    # measured at equal step size: phi4 0.11, U(1) 0.05, SU(2) 0.087, SU(3) 0.012
     assert np.all(ratio < 0.2), ratio
     # also better at equal cost: 2MN with twice the step (2 forces per step) beats leapfrog
     assert dH["omelyan"][0] < dH["leapfrog"][1]
