@@ -1,0 +1,300 @@
+"""Real scalar phi^4 theory on a periodic lattice in any dimension D.
+
+Fields and conventions
+----------------------
+* A field ``phi`` is a float64 array of the lattice shape ``(L0, ..., L{D-1})``; with
+  ``batched=True`` the leading axis is a batch axis, ``(B, L0, ..., L{D-1})``, and every lattice
+  function acts on each configuration separately (actions then return shape ``(B,)``).
+* Primary form, as in M. S. Albergo, G. Kanwar, P. E. Shanahan, PRD 100 (2019) 034515
+  [arXiv:1904.12072]::
+
+      S(phi) = sum_x [ -2 sum_{mu=0}^{D-1} phi(x) phi(x + mu) + (2D + m2) phi(x)^2 + lam phi(x)^4 ]
+
+  which equals ``sum_x [ sum_mu (phi(x + mu) - phi(x))^2 + m2 phi^2 + lam phi^4 ]``.
+  Their production point is ``m2 = -4, lam = 8`` (2D); ``m2`` may be negative.
+* Standard form (:func:`standard_action`)::
+
+      S_std(phi) = sum_x [ 1/2 sum_mu (phi(x + mu) - phi(x))^2 + 1/2 m2 phi^2 + lam phi^4 ]
+
+  so ``S(phi; m2, lam) = S_std(sqrt(2) phi; m2, lam / 4)`` and, at ``lam = 0``, ``S = 2 S_std``
+  (two-point functions of the primary form are half those of the standard form).
+* Hopping-parameter form (e.g. M. Luescher, P. Weisz, NPB 290 (1987) 25)::
+
+      S_h(phih) = sum_x [ -2 kappa sum_mu phih(x) phih(x + mu) + phih^2 + lambda_h (phih^2 - 1)^2 ]
+
+  With ``phi = sqrt(kappa) phih``: ``lambda_h = lam kappa^2``, ``m2 = (1 - 2 lambda_h) / kappa - 2D``,
+  and ``S_h(phih) = S(phi) + V lambda_h`` (a constant). Inverting,
+  ``kappa = [-(2D + m2) + sqrt((2D + m2)^2 + 8 lam)] / (4 lam)`` (``1 / (2D + m2)`` at ``lam = 0``);
+  see :func:`to_hopping` and :func:`from_hopping`.
+
+Inside the Numba kernels a configuration is flattened to ``(V,)`` and the neighbour tables
+``fwd[s, mu]``, ``bwd[s, mu]`` of :func:`latticeml.lattice.neighbour_table` give ``x +- mu``,
+so one kernel serves every D.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..lattice import check_shape, neighbour_table
+
+__all__ = [
+    "action",
+    "action_density",
+    "standard_action",
+    "hopping_action",
+    "force",
+    "neighbour_sum",
+    "local_delta_action",
+    "to_hopping",
+    "from_hopping",
+    "hot_start",
+    "cold_start",
+]
+
+
+# ----------------------------------------------------------------------------- input checks
+
+
+def _as_field(phi, batched: bool):
+    """Validate a scalar field; return (float64 view (B, V), lattice shape, B)."""
+    phi = np.asarray(phi)
+    if phi.dtype.kind not in "iuf":
+        raise TypeError(f"a phi^4 field must be real (float64), got dtype {phi.dtype}")
+    lead = 1 if batched else 0
+    if phi.ndim < lead + 1:
+        raise ValueError(
+            f"a phi^4 field must have shape {'(B, L0, ...)' if batched else '(L0, ...)'}, got shape {phi.shape}"
+        )
+    shape = check_shape(phi.shape[lead:])
+    B = phi.shape[0] if batched else 1
+    flat = np.ascontiguousarray(phi, dtype=np.float64).reshape(B, -1)
+    return flat, shape, B
+
+
+def _couplings(m2, lam) -> tuple[float, float]:
+    m2, lam = float(m2), float(lam)
+    if not (np.isfinite(m2) and np.isfinite(lam)):
+        raise ValueError(f"couplings must be finite numbers, got m2={m2}, lam={lam}")
+    if lam < 0:
+        raise ValueError(f"lam must be >= 0 (the action is unbounded below otherwise), got lam={lam}")
+    return m2, lam
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@njit(inline="always", cache=True)
+def _neighbour_sum_at(phi, fwd, bwd, s):
+    acc = 0.0
+    for mu in range(fwd.shape[1]):
+        acc += phi[fwd[s, mu]] + phi[bwd[s, mu]]
+    return acc
+
+
+@njit(inline="always", cache=True)
+def local_delta_action(phi, fwd, bwd, s, new_value, m2, lam):
+    """S(phi with phi[s] = new_value) - S(phi) for a flat field ``phi`` (V,), in the primary form.
+
+    Only site s changes, so with n = sum_mu [phi(s + mu) + phi(s - mu)] (the hopping term couples
+    s to both neighbours in every direction):
+    dS = -2 n (new - old) + (2D + m2) (new^2 - old^2) + lam (new^4 - old^4).
+    """
+    old = phi[s]
+    n = _neighbour_sum_at(phi, fwd, bwd, s)
+    o2 = old * old
+    n2 = new_value * new_value
+    mass = 2.0 * fwd.shape[1] + m2
+    return -2.0 * n * (new_value - old) + mass * (n2 - o2) + lam * (n2 * n2 - o2 * o2)
+
+
+@njit(parallel=True, cache=True)
+def _neighbour_sum_kernel(phi, fwd, bwd, out):
+    B, V = phi.shape
+    for idx in prange(B * V):
+        b = idx // V
+        s = idx - b * V
+        out[b, s] = _neighbour_sum_at(phi[b], fwd, bwd, s)
+
+
+@njit(inline="always", cache=True)
+def _density_at(phi, fwd, s, hop, mass, quartic, const):
+    """hop * phi(x) sum_mu phi(x + mu) + mass * phi^2 + quartic * phi^4 + const."""
+    f = phi[s]
+    fwd_sum = 0.0
+    for mu in range(fwd.shape[1]):
+        fwd_sum += phi[fwd[s, mu]]
+    f2 = f * f
+    return hop * f * fwd_sum + mass * f2 + quartic * f2 * f2 + const
+
+
+@njit(parallel=True, cache=True)
+def _action_kernel(phi, fwd, hop, mass, quartic, const, sums):
+    """sums[b] = sum_x density(x): every form of the action (primary, standard, hopping) is one of these."""
+    B, V = phi.shape
+    for b in range(B):
+        acc = 0.0
+        for s in prange(V):
+            acc += _density_at(phi[b], fwd, s, hop, mass, quartic, const)
+        sums[b] = acc
+
+
+@njit(parallel=True, cache=True)
+def _density_kernel(phi, fwd, hop, mass, quartic, const, out):
+    B, V = phi.shape
+    for idx in prange(B * V):
+        b = idx // V
+        s = idx - b * V
+        out[b, s] = _density_at(phi[b], fwd, s, hop, mass, quartic, const)
+
+
+@njit(parallel=True, cache=True)
+def _force_kernel(phi, fwd, bwd, m2, lam, out):
+    """dS/dphi(x) = -2 sum_mu [phi(x+mu) + phi(x-mu)] + 2 (2D + m2) phi(x) + 4 lam phi(x)^3."""
+    B, V = phi.shape
+    mass2 = 2.0 * (2.0 * fwd.shape[1] + m2)
+    for idx in prange(B * V):
+        b = idx // V
+        s = idx - b * V
+        f = phi[b, s]
+        out[b, s] = -2.0 * _neighbour_sum_at(phi[b], fwd, bwd, s) + mass2 * f + 4.0 * lam * f * f * f
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def _finish_sum(sums, batched):
+    return sums if batched else float(sums[0])
+
+
+def action(phi, *, m2: float, lam: float, batched: bool = False):
+    """Primary-form action ``S = sum_x [-2 sum_mu phi(x) phi(x+mu) + (2D + m2) phi^2 + lam phi^4]``.
+
+    Returns a float, or an array ``(B,)`` if ``batched``.
+    """
+    m2, lam = _couplings(m2, lam)
+    flat, shape, B = _as_field(phi, batched)
+    fwd, _ = neighbour_table(shape)
+    sums = np.empty(B)
+    _action_kernel(flat, fwd, -2.0, 2.0 * len(shape) + m2, lam, 0.0, sums)
+    return _finish_sum(sums, batched)
+
+
+def action_density(phi, *, m2: float, lam: float, batched: bool = False) -> np.ndarray:
+    """Per-site terms of :func:`action`, ``s(x) = -2 phi(x) sum_mu phi(x+mu) + (2D + m2) phi^2 + lam phi^4``.
+
+    Same shape as ``phi``; ``action = action_density.sum()`` (per configuration).
+    """
+    m2, lam = _couplings(m2, lam)
+    flat, shape, B = _as_field(phi, batched)
+    fwd, _ = neighbour_table(shape)
+    out = np.empty_like(flat)
+    _density_kernel(flat, fwd, -2.0, 2.0 * len(shape) + m2, lam, 0.0, out)
+    return out.reshape(np.shape(phi))
+
+
+def standard_action(phi, *, m2: float, lam: float = 0.0, batched: bool = False):
+    """``S_std = sum_x [1/2 sum_mu (phi(x+mu) - phi(x))^2 + 1/2 m2 phi^2 + lam phi^4]`` (see the module docstring).
+
+    Expanding the square, ``S_std = sum_x [-sum_mu phi(x) phi(x+mu) + (D + m2/2) phi^2 + lam phi^4]``.
+    """
+    m2, lam = _couplings(m2, lam)
+    flat, shape, B = _as_field(phi, batched)
+    fwd, _ = neighbour_table(shape)
+    sums = np.empty(B)
+    _action_kernel(flat, fwd, -1.0, len(shape) + 0.5 * m2, lam, 0.0, sums)
+    return _finish_sum(sums, batched)
+
+
+def hopping_action(phih, *, kappa: float, lambda_h: float, batched: bool = False):
+    """Hopping-parameter form ``S_h = sum_x [-2 kappa sum_mu phih(x) phih(x+mu) + phih^2 + lambda_h (phih^2 - 1)^2]``.
+
+    ``S_h(phih) = action(sqrt(kappa) phih; m2, lam) + V lambda_h`` with ``(m2, lam) = from_hopping(kappa, lambda_h, D)``.
+    """
+    kappa, lambda_h = _hopping_couplings(kappa, lambda_h)
+    flat, shape, B = _as_field(phih, batched)
+    fwd, _ = neighbour_table(shape)
+    sums = np.empty(B)
+    # (phih^2 - 1)^2 = phih^4 - 2 phih^2 + 1
+    _action_kernel(flat, fwd, -2.0 * kappa, 1.0 - 2.0 * lambda_h, lambda_h, lambda_h, sums)
+    return _finish_sum(sums, batched)
+
+
+def force(phi, *, m2: float, lam: float, batched: bool = False) -> np.ndarray:
+    """``dS/dphi(x) = -2 sum_mu [phi(x+mu) + phi(x-mu)] + 2 (2D + m2) phi(x) + 4 lam phi(x)^3`` (primary form).
+
+    Same shape as ``phi``. (HMC uses ``dpi/dt = -force``.)
+    """
+    m2, lam = _couplings(m2, lam)
+    flat, shape, B = _as_field(phi, batched)
+    fwd, bwd = neighbour_table(shape)
+    out = np.empty_like(flat)
+    _force_kernel(flat, fwd, bwd, m2, lam, out)
+    return out.reshape(np.shape(phi))
+
+
+def neighbour_sum(phi, *, batched: bool = False) -> np.ndarray:
+    """``sum_mu [phi(x + mu) + phi(x - mu)]`` at every site, same shape as ``phi``."""
+    flat, shape, B = _as_field(phi, batched)
+    fwd, bwd = neighbour_table(shape)
+    out = np.empty_like(flat)
+    _neighbour_sum_kernel(flat, fwd, bwd, out)
+    return out.reshape(np.shape(phi))
+
+
+def _check_dimension(D) -> int:
+    if int(D) != D or D < 1:
+        raise ValueError(f"the lattice dimension D must be a positive integer, got D={D}")
+    return int(D)
+
+
+def _hopping_couplings(kappa, lambda_h) -> tuple[float, float]:
+    kappa, lambda_h = float(kappa), float(lambda_h)
+    if not (np.isfinite(kappa) and kappa > 0):
+        raise ValueError(f"kappa must be a positive number (phi = sqrt(kappa) phih), got kappa={kappa}")
+    if not (np.isfinite(lambda_h) and lambda_h >= 0):
+        raise ValueError(f"lambda_h must be >= 0, got lambda_h={lambda_h}")
+    return kappa, lambda_h
+
+
+def to_hopping(m2: float, lam: float, D: int) -> tuple[float, float]:
+    """``(kappa, lambda_h)`` of the hopping form equivalent to the primary form ``(m2, lam)`` in D dimensions.
+
+    kappa is the positive root of ``2 lam kappa^2 + (2D + m2) kappa - 1 = 0``, computed as
+    ``2 / (b + sqrt(b^2 + 8 lam))`` with ``b = 2D + m2`` (the same number as
+    ``(-b + sqrt(b^2 + 8 lam)) / (4 lam)``, without the cancellation at small lam).
+    """
+    m2, lam = _couplings(m2, lam)
+    D = _check_dimension(D)
+    b = 2.0 * D + m2
+    den = b + np.sqrt(b * b + 8.0 * lam)
+    if not den > 0:
+        raise ValueError(
+            f"no hopping form exists for m2={m2}, lam={lam} in D={D}: at lam = 0 it needs 2D + m2 > 0 "
+            "(the free theory is unstable otherwise)"
+        )
+    kappa = 2.0 / den
+    return float(kappa), float(lam * kappa * kappa)
+
+
+def from_hopping(kappa: float, lambda_h: float, D: int) -> tuple[float, float]:
+    """``(m2, lam)`` of the primary form equivalent to the hopping form ``(kappa, lambda_h)``:
+    ``lam = lambda_h / kappa^2``, ``m2 = (1 - 2 lambda_h) / kappa - 2D``."""
+    kappa, lambda_h = _hopping_couplings(kappa, lambda_h)
+    D = _check_dimension(D)
+    return float((1.0 - 2.0 * lambda_h) / kappa - 2.0 * D), float(lambda_h / kappa**2)
+
+
+def hot_start(rng: np.random.Generator, shape, *, batch: int | None = None) -> np.ndarray:
+    """Independent standard-normal field values, shape ``shape`` (or ``(batch, *shape)``)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    shape = check_shape(shape)
+    return rng.standard_normal(shape if batch is None else (int(batch),) + shape)
+
+
+def cold_start(shape, value: float = 0.0, *, batch: int | None = None) -> np.ndarray:
+    """A constant field ``phi(x) = value``, shape ``shape`` (or ``(batch, *shape)``)."""
+    shape = check_shape(shape)
+    return np.full(shape if batch is None else (int(batch),) + shape, float(value))

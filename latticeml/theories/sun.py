@@ -1,0 +1,488 @@
+"""SU(N) lattice gauge theory with the Wilson plaquette action, in any dimension D >= 2 (D = 2, 3, 4 in practice).
+
+Fields and conventions
+----------------------
+* Links ``U`` are complex128 arrays ``(D, L0, ..., L{D-1}, N, N)`` of SU(N) matrices (row-major
+  colour matrices); with ``batched=True`` a leading batch axis is added, ``(B, D, ...)``.
+* Plaquette of plane ``(mu, nu)``, ``mu < nu`` (order of :func:`latticeml.theories.u1.planes`):
+  ``U_P(x) = U_mu(x) U_nu(x+mu) U_mu(x+nu)^dagger U_nu(x)^dagger``.
+* Wilson action (K. G. Wilson, PRD 10 (1974) 2445): ``S = beta * sum_x sum_{mu<nu} (1 - Re tr U_P(x) / N)``.
+* Staple sum ``A_mu(x) = sum_{nu != mu} [ U_nu(x+mu) U_mu(x+nu)^dagger U_nu(x)^dagger
+  + U_nu(x+mu-nu)^dagger U_mu(x-nu)^dagger U_nu(x-nu) ]``: ``U_mu(x) A_mu(x)`` is the sum of the
+  2(D-1) plaquettes through the link (each a cyclic permutation of a U_P or of its adjoint), so
+  the part of S that depends on ``U_mu(x)`` is ``-(beta/N) Re tr(U_mu(x) A_mu(x))`` plus a constant.
+* Force, in the conventions of :mod:`latticeml.groups` (inner product ``<X, Y> = -2 tr XY`` on
+  su(N), generators ``tr T_a T_b = -delta_ab / 2``): ``F_mu(x) = sum_a T_a d/dt S(exp(t T_a) U_mu(x))|_0``.
+  With ``M = U_mu(x) A_mu(x)``, ``d/dt S = -(beta/N) Re tr(T_a M)``; only the traceless
+  anti-Hermitian part TA(M) contributes, ``Re tr(T_a M) = tr(T_a TA(M))``, and
+  ``sum_a tr(T_a X) T_a = -X/2`` for X in su(N), so
+
+      F_mu(x) = (beta / 2N) TA(U_mu(x) A_mu(x)),   TA(M) = (M - M^dagger)/2 - tr(M - M^dagger)/(2N).
+
+  HMC with momenta ``P`` (kinetic energy ``-tr P^2``) integrates ``dU/dt = P U``, ``dP/dt = -F``.
+
+Kernels
+-------
+Inside the kernels the links are viewed as ``(B, D, V, N, N)`` with the sites flattened in C order
+and the neighbour tables of :mod:`latticeml.lattice`, so one kernel serves every D. Two
+implementations compute the same numbers:
+
+* a per-site one for any N, built on the small matrix routines of :mod:`latticeml._linalg`
+  (its per-link staple :func:`staple_into` is what local updates use);
+* for N = 3, a vectorised one (the case where the time goes): the sites of a row along the last
+  lattice axis are processed together in structure-of-arrays form, (18, L) float64 blocks with
+  re/im parts of the 9 matrix elements as rows, so that LLVM emits SIMD instructions across sites.
+  The field is transposed into that form one time-slice ("slab", fixed x0) at a time, into a ring
+  of three slabs per thread (x0 - 1, x0, x0 + 1), so the transposed copy stays in cache and each
+  link is transposed about once. Each row is stored with one halo entry at each end, so a
+  neighbour along the last axis is the same row read at offset +-1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+from .. import groups
+from .._linalg import (
+    add_into,
+    adj_mul,
+    mat_mul,
+    mat_mul_adj,
+    re_trace_mul_adj,
+    soa3_add_store,
+    soa3_load,
+    soa3_store,
+    su3_add,
+    su3_adj,
+    su3_mul,
+    su3_re_trace_mul_adj,
+    su3_traceless_antihermitian,
+    traceless_antihermitian_into,
+)
+from ..lattice import check_shape, neighbour_table
+from .u1 import _planes_array, planes
+
+__all__ = [
+    "planes",
+    "plaquette_field",
+    "mean_plaquette",
+    "action",
+    "staples",
+    "force",
+    "staple_into",
+    "hot_start",
+    "cold_start",
+]
+
+
+# ----------------------------------------------------------------------------- input checks
+
+
+def _as_links(U, batched: bool, check: bool):
+    """Validate SU(N) links; return (complex128 view (B, D, V, N, N), lattice shape, B)."""
+    U = np.asarray(U)
+    if U.dtype.kind not in "iufc":
+        raise TypeError(f"SU(N) links must be complex128 matrices, got dtype {U.dtype}")
+    lead = 1 if batched else 0
+    form = "(B, D, L0, ..., L{D-1}, N, N)" if batched else "(D, L0, ..., L{D-1}, N, N)"
+    hint = "" if batched else "; for a batch of configurations pass batched=True"
+    if U.ndim < lead + 5:
+        raise ValueError(f"SU(N) links must have shape {form} with D >= 2, got shape {U.shape}{hint}")
+    D = U.shape[lead]
+    if U.ndim != lead + D + 3:
+        raise ValueError(
+            f"SU(N) links must have shape {form}: the direction axis has {D} entries but shape "
+            f"{U.shape} has {U.ndim - lead - 3} lattice axes{hint}"
+        )
+    N = U.shape[-1]
+    if U.shape[-2] != N or N < 2:
+        raise ValueError(f"the last two axes of SU(N) links must be N x N colour matrices with N >= 2, got {U.shape[-2:]}")
+    shape = check_shape(U.shape[lead + 1 : lead + 1 + D])
+    Uc = np.ascontiguousarray(U, dtype=np.complex128)
+    if check:
+        groups.check_special_unitary(Uc, name="links")
+    B = U.shape[0] if batched else 1
+    return Uc.reshape(B, D, -1, N, N), shape, B
+
+
+def _check_beta(beta) -> float:
+    beta = float(beta)
+    if not np.isfinite(beta):
+        raise ValueError(f"beta must be a finite number, got {beta}")
+    return beta
+
+
+# ----------------------------------------------------------------------------- any N, one site at a time
+
+
+@njit(inline="always", cache=True)
+def staple_into(U, fwd, bwd, mu, s, out, work):
+    """out = A_mu(x), the staple sum of link (mu, s) (module docstring), for flat links ``U`` (D, V, N, N).
+
+    ``out`` is (N, N) complex128 and ``work`` a (2, N, N) complex128 scratch array; neither may
+    alias U. Cost: 4 (D - 1) matrix products.
+    """
+    D = U.shape[0]
+    n = out.shape[0]
+    for i in range(n):
+        for j in range(n):
+            out[i, j] = 0.0
+    xp = fwd[s, mu]
+    for nu in range(D):
+        if nu == mu:
+            continue
+        xm = bwd[s, nu]
+        # upper: U_nu(x+mu) U_mu(x+nu)^+ U_nu(x)^+
+        mat_mul_adj(U[nu, xp], U[mu, fwd[s, nu]], work[0])
+        mat_mul_adj(work[0], U[nu, s], work[1])
+        add_into(work[1], out)
+        # lower: U_nu(x+mu-nu)^+ U_mu(x-nu)^+ U_nu(x-nu) = (U_mu(x-nu) U_nu(x+mu-nu))^+ U_nu(x-nu)
+        mat_mul(U[mu, xm], U[nu, bwd[xp, nu]], work[0])
+        adj_mul(work[0], U[nu, xm], work[1])
+        add_into(work[1], out)
+
+
+@njit(parallel=True, cache=True)
+def _plaquette_generic(U, fwd, plane_list, nchunk, field, store, sums):
+    """field[b, p, s] = Re tr U_P / N (if store) and sums[b] = its sum over p and s.
+
+    The B * V sites are cut into nchunk contiguous chunks, each with its own work arrays.
+    """
+    B, D, V, N, _ = U.shape
+    partial = np.zeros((nchunk, B))
+    for c in prange(nchunk):
+        w0 = np.empty((N, N), dtype=np.complex128)
+        w1 = np.empty((N, N), dtype=np.complex128)
+        for idx in range(c * (B * V) // nchunk, (c + 1) * (B * V) // nchunk):
+            b = idx // V
+            s = idx - b * V
+            for p in range(plane_list.shape[0]):
+                mu = plane_list[p, 0]
+                nu = plane_list[p, 1]
+                # Re tr(U_mu(x) U_nu(x+mu) [U_nu(x) U_mu(x+nu)]^+)
+                mat_mul(U[b, mu, s], U[b, nu, fwd[s, mu]], w0)
+                mat_mul(U[b, nu, s], U[b, mu, fwd[s, nu]], w1)
+                val = re_trace_mul_adj(w0, w1) / N
+                partial[c, b] += val
+                if store:
+                    field[b, p, s] = val
+    for b in range(B):
+        sums[b] = partial[:, b].sum()
+
+
+@njit(parallel=True, cache=True)
+def _staples_generic(U, fwd, bwd, nchunk, scale, want_force, out):
+    """out[b, mu, s] = A_mu(s), or scale * TA(U_mu(s) A_mu(s)) if want_force (nchunk chunks of links)."""
+    B, D, V, N, _ = U.shape
+    total = B * D * V
+    for c in prange(nchunk):
+        work = np.empty((2, N, N), dtype=np.complex128)
+        a = np.empty((N, N), dtype=np.complex128)
+        m = np.empty((N, N), dtype=np.complex128)
+        for idx in range(c * total // nchunk, (c + 1) * total // nchunk):
+            b = idx // (D * V)
+            mu = (idx // V) % D
+            s = idx % V
+            if want_force:
+                staple_into(U[b], fwd, bwd, mu, s, a, work)
+                mat_mul(U[b, mu, s], a, m)
+                traceless_antihermitian_into(m, scale, out[b, mu, s])
+            else:
+                staple_into(U[b], fwd, bwd, mu, s, out[b, mu, s], work)
+
+
+# ----------------------------------------------------------------------------- SU(3), vectorised over rows
+#
+# Geometry: a site x = (x0, y, i) with y the middle coordinates (x1..x_{D-2}) and i = x_{D-1}.
+# A "slab" is fixed x0 (Rs rows of L sites); a row is fixed (x0, y). In the ring buffer
+# ring[slot, mu, r, k, 1 + i] holds component k of U_mu at (x0, y_r, i), and columns 0 and L + 1
+# hold the halo (i = L - 1 and i = 0). A neighbour is (dj, r, o): slab offset, row in the slab,
+# column offset (1 = same i, 2 = i + 1, 0 = i - 1). fin/bin are the neighbour tables of the
+# middle coordinates (direction d >= 1 is column d - 1).
+
+
+_BLOCK = 32  # sites per vectorised block in the staple kernel (a compile-time constant, see there)
+
+
+@njit(inline="always", cache=True)
+def _step(dj, r, o, d, sign, fin, bin_, D):
+    """Move the neighbour (dj, r, o) by sign * e_d."""
+    if d == 0:
+        return dj + sign, r, o
+    if d == D - 1:
+        return dj, r, o + sign
+    if sign > 0:
+        return dj, fin[r, d - 1], o
+    return dj, bin_[r, d - 1], o
+
+
+@njit(inline="always", cache=True)
+def _slot(j, dj):
+    """Ring slot of slab j + dj (dj in -1, 0, 1; j >= -1 counts slabs from the chunk's first one)."""
+    return (j + dj + 1) % 3
+
+
+@njit(inline="always", cache=True)
+def _fill_slab(Uf, b, x0, ring_slot):
+    """Transpose slab x0 of every U_mu into ring_slot (D, Rs, 18, L + 2), halo included."""
+    D = ring_slot.shape[0]
+    Rs = ring_slot.shape[1]
+    L = ring_slot.shape[3] - 2
+    base = x0 * Rs * L
+    for mu in range(D):
+        for r in range(Rs):
+            row = ring_slot[mu, r]
+            s0 = base + r * L
+            for i in range(L):
+                src = Uf[b, mu, s0 + i]
+                for k in range(18):
+                    row[k, i + 1] = src[k]
+            for k in range(18):
+                row[k, 0] = row[k, L]
+                row[k, L + 1] = row[k, 1]
+
+
+@njit(inline="always", cache=True)
+def _chunk_slabs(c, per_b, L0):
+    """Batch index and slab range [t0, t1) of chunk c (each configuration is cut into per_b chunks)."""
+    b = c // per_b
+    k = c - b * per_b
+    return b, k * L0 // per_b, (k + 1) * L0 // per_b
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _su3_plaquette(Uf, fin, bin_, L0, L, per_b, field, store, sums):
+    """SU(3) version of _plaquette_generic on the (B, D, V, 18) float64 view of the links.
+
+    Flops per site and plane: 2 matrix products (2 x 198) + Re tr(A B^+) (35) = 431.
+    """
+    B, D, V, _ = Uf.shape
+    Rs = V // (L0 * L)
+    nchunk = B * per_b
+    partial = np.zeros(nchunk)
+    for c in prange(nchunk):
+        b, t0, t1 = _chunk_slabs(c, per_b, L0)
+        ring = np.empty((3, D, Rs, 18, L + 2))
+        tmp = np.empty(L)
+        acc = 0.0
+        _fill_slab(Uf, b, t0 % L0, ring[_slot(0, 0)])
+        for j in range(t1 - t0):
+            _fill_slab(Uf, b, (t0 + j + 1) % L0, ring[_slot(j, 1)])
+            x0 = t0 + j
+            for r in range(Rs):
+                p = 0
+                for mu in range(D):
+                    for nu in range(mu + 1, D):
+                        A = ring[_slot(j, 0), mu, r]  # U_mu(x)
+                        C = ring[_slot(j, 0), nu, r]  # U_nu(x)
+                        dj1, r1, o1 = _step(0, r, 1, mu, 1, fin, bin_, D)
+                        B1 = ring[_slot(j, dj1), nu, r1]  # U_nu(x+mu)
+                        dj2, r2, o2 = _step(0, r, 1, nu, 1, fin, bin_, D)
+                        C2 = ring[_slot(j, dj2), mu, r2]  # U_mu(x+nu)
+                        for i in range(L):
+                            tmp[i] = su3_re_trace_mul_adj(
+                                su3_mul(soa3_load(A, i + 1), soa3_load(B1, i + o1)),
+                                su3_mul(soa3_load(C, i + 1), soa3_load(C2, i + o2)),
+                            )
+                        s0 = (x0 * Rs + r) * L
+                        for i in range(L):
+                            acc += tmp[i]
+                        if store:
+                            for i in range(L):
+                                field[b, p, s0 + i] = tmp[i] * (1.0 / 3.0)
+                        p += 1
+        partial[c] = acc
+    for b in range(B):
+        sums[b] = partial[b * per_b : (b + 1) * per_b].sum() * (1.0 / 3.0)
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _su3_staples(Uf, fin, bin_, L0, L, per_b, scale, want_force, out):
+    """SU(3) version of _staples_generic; ``out`` is the (B, D, V, 18) float64 view of the result.
+
+    Flops per link and direction nu != mu: 4 matrix products (4 x 198) + 2 matrix sums (2 x 18) = 828;
+    the force adds U A (198) and the scaled TA projection (21) per link.
+    """
+    B, D, V, _ = Uf.shape
+    Rs = V // (L0 * L)
+    nchunk = B * per_b
+    for c in prange(nchunk):
+        b, t0, t1 = _chunk_slabs(c, per_b, L0)
+        ring = np.empty((3, D, Rs, 18, L + 2))
+        # accumulators with a compile-time row length, so that LLVM can prove their 18 rows
+        # do not overlap and vectorise the site loop (with a runtime stride it does not)
+        S = np.empty((18, _BLOCK))
+        G = np.empty((18, _BLOCK))
+        _fill_slab(Uf, b, (t0 - 1) % L0, ring[_slot(-1, 0)])
+        _fill_slab(Uf, b, t0 % L0, ring[_slot(0, 0)])
+        for j in range(t1 - t0):
+            _fill_slab(Uf, b, (t0 + j + 1) % L0, ring[_slot(j, 1)])
+            x0 = t0 + j
+            for r in range(Rs):
+                for mu in range(D):
+                    dj1, r1, o1 = _step(0, r, 1, mu, 1, fin, bin_, D)  # x + mu
+                    for i0 in range(0, L, _BLOCK):
+                        n = min(_BLOCK, L - i0)
+                        S[:, :] = 0.0
+                        for nu in range(D):
+                            if nu == mu:
+                                continue
+                            dj2, r2, o2 = _step(0, r, 1, nu, 1, fin, bin_, D)  # x + nu
+                            dj3, r3, o3 = _step(0, r, 1, nu, -1, fin, bin_, D)  # x - nu
+                            dj4, r4, o4 = _step(dj1, r1, o1, nu, -1, fin, bin_, D)  # x + mu - nu
+                            P1 = ring[_slot(j, dj1), nu, r1]  # U_nu(x+mu)
+                            P2 = ring[_slot(j, dj2), mu, r2]  # U_mu(x+nu)
+                            P3 = ring[_slot(j, 0), nu, r]  # U_nu(x)
+                            Q1 = ring[_slot(j, dj4), nu, r4]  # U_nu(x+mu-nu)
+                            Q2 = ring[_slot(j, dj3), mu, r3]  # U_mu(x-nu)
+                            Q3 = ring[_slot(j, dj3), nu, r3]  # U_nu(x-nu)
+                            for i in range(n):
+                                col = i0 + i
+                                up = su3_mul(
+                                    su3_mul(soa3_load(P1, col + o1), su3_adj(soa3_load(P2, col + o2))),
+                                    su3_adj(soa3_load(P3, col + 1)),
+                                )
+                                lo = su3_mul(
+                                    su3_adj(su3_mul(soa3_load(Q2, col + o3), soa3_load(Q1, col + o4))),
+                                    soa3_load(Q3, col + o3),
+                                )
+                                soa3_add_store(S, i, su3_add(up, lo))
+                        R = S
+                        if want_force:
+                            Umu = ring[_slot(j, 0), mu, r]
+                            for i in range(n):
+                                m = su3_mul(soa3_load(Umu, i0 + i + 1), soa3_load(S, i))
+                                soa3_store(G, i, su3_traceless_antihermitian(m, scale))
+                            R = G
+                        s0 = (x0 * Rs + r) * L + i0
+                        for i in range(n):
+                            dst = out[b, mu, s0 + i]
+                            for k in range(18):
+                                dst[k] = R[k, i]
+
+
+def _su3_geometry(shape, B):
+    """Middle-coordinate neighbour tables, L0, L and the number of chunks per configuration."""
+    D = len(shape)
+    if D > 2:
+        fin, bin_ = neighbour_table(shape[1:-1])
+    else:  # no middle coordinates: one row per slab
+        fin = bin_ = np.zeros((1, 0), dtype=np.int64)
+    L0, L = shape[0], shape[-1]
+    # enough chunks to keep every thread busy; each chunk re-transposes one or two slabs
+    per_b = max(1, min(L0, -(-get_num_threads() // B)))
+    return fin, bin_, L0, L, per_b
+
+
+def _n_chunks(total):
+    """A few chunks per thread (work arrays are allocated once per chunk); computed here because
+    calling get_num_threads inside a kernel would stop Numba from caching it."""
+    return max(1, min(total, 8 * get_num_threads()))
+
+
+def _as_real_view(Uc):
+    """(B, D, V, 3, 3) complex128 -> (B, D, V, 18) float64 view (re, im interleaved), no copy."""
+    return Uc.view(np.float64).reshape(Uc.shape[:3] + (18,))
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def _plaquette_sums(U, batched, check, store):
+    Uc, shape, B = _as_links(U, batched, check)
+    D, V, N = len(shape), Uc.shape[2], Uc.shape[-1]
+    plane_list = _planes_array(D)
+    field = np.empty((B, len(plane_list), V) if store else (0, 0, 0))
+    sums = np.empty(B)
+    if N == 3:
+        fin, bin_, L0, L, per_b = _su3_geometry(shape, B)
+        _su3_plaquette(_as_real_view(Uc), fin, bin_, L0, L, per_b, field, store, sums)
+    else:
+        fwd, _ = neighbour_table(shape)
+        _plaquette_generic(Uc, fwd, plane_list, _n_chunks(B * V), field, store, sums)
+    return field, sums, shape, len(plane_list) * V
+
+
+def plaquette_field(U, *, batched: bool = False, check: bool = True) -> np.ndarray:
+    """``Re tr U_P(x) / N`` for every plane and site: shape ``(n_planes, *shape)`` (``(B, n_planes, *shape)`` if batched).
+
+    Plane ``p`` is ``planes(D)[p]``. ``check=False`` skips the SU(N) test of the links (it costs
+    more than the plaquettes themselves on large lattices; use it inside samplers).
+    """
+    field, _, shape, _ = _plaquette_sums(U, batched, check, True)
+    field = field.reshape(field.shape[:2] + shape)
+    return field if batched else field[0]
+
+
+def mean_plaquette(U, *, batched: bool = False, check: bool = True):
+    """``<Re tr U_P / N>`` over sites and planes: a float (``(B,)`` if batched)."""
+    _, sums, _, n = _plaquette_sums(U, batched, check, False)
+    mean = sums / n
+    return mean if batched else float(mean[0])
+
+
+def action(U, *, beta: float, batched: bool = False, check: bool = True):
+    """Wilson action ``S = beta * sum_{x, mu<nu} (1 - Re tr U_P(x) / N)``: a float (``(B,)`` if batched)."""
+    beta = _check_beta(beta)
+    _, sums, _, n = _plaquette_sums(U, batched, check, False)
+    S = beta * (n - sums)
+    return S if batched else float(S[0])
+
+
+def _staples_or_force(U, batched, check, beta, want_force):
+    Uc, shape, B = _as_links(U, batched, check)
+    N = Uc.shape[-1]
+    scale = beta / (2.0 * N)
+    out = np.empty_like(Uc)
+    if N == 3:
+        fin, bin_, L0, L, per_b = _su3_geometry(shape, B)
+        _su3_staples(_as_real_view(Uc), fin, bin_, L0, L, per_b, scale, want_force, _as_real_view(out))
+    else:
+        fwd, bwd = neighbour_table(shape)
+        _staples_generic(Uc, fwd, bwd, _n_chunks(B * len(shape) * Uc.shape[2]), scale, want_force, out)
+    return out.reshape(np.shape(U))
+
+
+def staples(U, *, batched: bool = False, check: bool = True) -> np.ndarray:
+    """Staple sums ``A_mu(x)`` (module docstring), same shape as ``U``.
+
+    ``-(beta/N) Re tr(U_mu(x) A_mu(x))`` is the part of the action that depends on ``U_mu(x)``.
+    """
+    return _staples_or_force(U, batched, check, 1.0, False)
+
+
+def force(U, *, beta: float, batched: bool = False, check: bool = True) -> np.ndarray:
+    """``F_mu(x) = (beta / 2N) TA(U_mu(x) A_mu(x))``, the su(N)-valued gradient of the action (module docstring).
+
+    Same shape as ``U``. Its components ``f_a = -2 tr(T_a F)`` are ``d/dt S(exp(t T_a) U_mu(x))`` at t = 0.
+    """
+    return _staples_or_force(U, batched, check, _check_beta(beta), True)
+
+
+def hot_start(rng: np.random.Generator, shape, N: int, *, batch: int | None = None) -> np.ndarray:
+    """Haar-random SU(N) links, shape ``(D, *shape, N, N)`` (or ``(batch, D, *shape, N, N)``)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    shape = _gauge_shape(shape)
+    lead = (len(shape),) if batch is None else (int(batch), len(shape))
+    return groups.haar_su(rng, N, lead + shape)
+
+
+def cold_start(shape, N: int, *, batch: int | None = None) -> np.ndarray:
+    """All links the identity, shape ``(D, *shape, N, N)`` (or ``(batch, D, *shape, N, N)``)."""
+    shape = _gauge_shape(shape)
+    if int(N) != N or N < 2:
+        raise ValueError(f"SU(N) needs an integer N >= 2, got N={N}")
+    N = int(N)
+    lead = (len(shape),) if batch is None else (int(batch), len(shape))
+    out = np.zeros(lead + shape + (N, N), dtype=np.complex128)
+    out[..., np.arange(N), np.arange(N)] = 1.0
+    return out
+
+
+def _gauge_shape(shape):
+    shape = check_shape(shape)
+    if len(shape) < 2:
+        raise ValueError(f"an SU(N) gauge field needs D >= 2 lattice dimensions, got shape {shape}")
+    return shape
