@@ -68,7 +68,10 @@ def test_reversible(key, integrator):
     theory = _theory(key)
     field = _start(theory)
     p = theory.random_momentum(np.random.default_rng(1))
+    field_in, p_in = field.copy(), p.copy()
     f1, p1 = hmc.integrate(theory, field, p, step_size=0.1, n_steps=10, integrator=integrator)
+    np.testing.assert_array_equal(field, field_in)  # integrate is pure
+    np.testing.assert_array_equal(p, p_in)
     assert _field_distance(theory, f1, field) > 0.1  # it moved
     f2, p2 = hmc.integrate(theory, f1, -p1, step_size=0.1, n_steps=10, integrator=integrator)
     assert _field_distance(theory, f2, field) < 1e-12
