@@ -1,0 +1,248 @@
+"""Self-training of a flow by the reverse Kullback-Leibler divergence (no training data).
+
+Albergo, Kanwar & Shanahan, PRD 100 (2019) 034515, Sec. III C; the tutorial, arXiv:2101.08176,
+Sec. 3. Each step draws ``z ~ r`` from the prior, maps it to ``phi = f(z)`` with
+``log q(phi) = log r(z) - log det``, and minimises the Monte Carlo estimate
+
+    loss = (1/B) sum_b [ log q(phi_b) + S(phi_b) ]  =  KL(q || p) - log Z   (estimated)
+
+with Adam (Kingma & Ba, ICLR 2015). The gradient flows through the samples themselves
+(the "reparameterisation trick"): only the action and the flow have to be differentiable.
+
+Telemetry per step, computed on the step's batch *before* the update (``history`` arrays):
+``loss``; ``ess`` the effective sample size per configuration of the batch
+(:func:`latticeml.flows.metrics.effective_sample_size`, so on ``batch_size`` samples: ESS depends
+on the sample size); ``acceptance`` the expected flow-MCMC acceptance estimated from the batch
+(:func:`latticeml.flows.metrics.acceptance_estimate`).
+
+Checkpoints (``checkpoint=PATH``, every ``checkpoint_every`` steps, at the end and on Ctrl-C)
+hold the architecture, the parameters, Adam's moments and step count, the random generator, the
+step counter and the history; :func:`resume_training` continues bit for bit, or further with a
+larger ``steps``. A Ctrl-C during the forward/backward pass rewinds the generator to the last
+complete step; the parameter update itself is shielded from Ctrl-C (deferred by a few
+microseconds), so a checkpoint never holds a half-updated model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+import threading
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from .. import io
+from ..autodiff import optim
+from ..theories.models import Phi4
+from .metrics import acceptance_estimate, effective_sample_size
+from .model import Flow, _flow_from_config
+from .target import action_tensor, check_theory
+
+__all__ = ["TrainResult", "reverse_kl_loss", "train", "resume_training", "HISTORY_KEYS"]
+
+HISTORY_KEYS = ("loss", "ess", "acceptance")
+
+
+class TrainResult(NamedTuple):
+    """What :func:`train` returns.
+
+    flow:      the trained flow (the same object that was passed in, updated in place).
+    theory:    the target theory.
+    optimizer: the Adam optimizer (its moments continue a later training).
+    history:   dict ``loss``/``ess``/``acceptance`` -> float64 array ``(steps,)``, one entry per step.
+    rng:       the generator, advanced past the training.
+    steps:     number of optimisation steps done in total.
+    """
+
+    flow: Flow
+    theory: Phi4
+    optimizer: optim.Adam
+    history: dict
+    rng: np.random.Generator
+    steps: int
+
+
+def reverse_kl_loss(flow: Flow, theory: Phi4, z):
+    """``(loss, log_q, S)`` for the prior draws ``z`` ``(B, *shape)``: loss a scalar Tensor,
+    ``log q`` and ``S`` of the pushed-forward fields as arrays ``(B,)``."""
+    log_r = flow.prior.log_prob(z)
+    phi, log_det = flow(z)
+    S = action_tensor(theory, phi)
+    log_q = log_r - log_det
+    loss = (log_q + S).mean()
+    return loss, np.array(log_q.value), np.array(S.value)
+
+
+@contextlib.contextmanager
+def _shielded_from_ctrl_c():
+    """Defer SIGINT until the block ends (main thread only; elsewhere no signal can arrive)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            raise KeyboardInterrupt
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _settings(steps, batch_size, optimizer) -> dict:
+    return {
+        "steps": int(steps),
+        "batch_size": int(batch_size),
+        "lr": optimizer.lr,
+        "betas": [optimizer.b1, optimizer.b2],
+        "eps": optimizer.eps,
+    }
+
+
+def train(
+    flow: Flow,
+    theory: Phi4,
+    *,
+    steps: int,
+    rng: np.random.Generator,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    optimizer: optim.Adam | None = None,
+    checkpoint=None,
+    checkpoint_every: int = 100,
+    progress: bool = True,
+    callback: Callable | None = None,
+) -> TrainResult:
+    """Train ``flow`` towards ``exp(-S)`` of ``theory`` for ``steps`` Adam steps of ``batch_size`` samples.
+
+    ``optimizer`` continues an earlier training (default: a new ``Adam(lr=lr)``).
+    ``callback(step, record)`` is called after every step with the step number (1-based) and that
+    step's telemetry dict. See the module docstring for checkpoints and Ctrl-C.
+    """
+    check_theory(theory)
+    if not isinstance(flow, Flow):
+        raise TypeError(f"flow must be a latticeml.flows.Flow (e.g. phi4_flow(shape, rng=rng)), got {type(flow).__name__}")
+    if flow.shape != theory.shape:
+        raise ValueError(f"the flow models fields of shape {flow.shape} but the theory lives on {theory.shape}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    steps = _check_int("steps", steps, 0)
+    batch_size = _check_int("batch_size", batch_size, 2)
+    checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
+    if optimizer is None:
+        optimizer = optim.Adam(flow.parameters(), lr=lr)
+    history = {k: [] for k in HISTORY_KEYS}
+    return _loop(flow, theory, optimizer, rng, 0, steps, batch_size, history, checkpoint, checkpoint_every, progress, callback)
+
+
+def resume_training(
+    checkpoint,
+    *,
+    steps: int | None = None,
+    checkpoint_every: int = 100,
+    progress: bool = True,
+    callback: Callable | None = None,
+) -> TrainResult:
+    """Continue the training stored in ``checkpoint`` to its planned number of steps, or to ``steps``.
+
+    Everything (architecture, parameters, optimizer, generator, history, theory) comes from the
+    file; the continuation gives exactly the numbers of an uninterrupted run.
+    """
+    ck = io.load_checkpoint(checkpoint)
+    meta = ck.metadata
+    if meta.get("kind") != "flow_training":
+        raise ValueError(f"{checkpoint} is not a flow-training checkpoint (written by latticeml.flows.train)")
+    flow = _flow_from_config(meta["architecture"])
+    flow.load_state_dict({k[len("param/"):]: v for k, v in ck.state_arrays.items() if k.startswith("param/")})
+    tp = meta["theory_params"]
+    theory = Phi4(tuple(tp["shape"]), m2=tp["m2"], lam=tp["lam"])
+    s = meta["settings"]
+    optimizer = optim.Adam(flow.parameters(), lr=s["lr"], betas=tuple(s["betas"]), eps=s["eps"])
+    optimizer.load_state_dict({k[len("adam/"):]: v for k, v in ck.state_arrays.items() if k.startswith("adam/")})
+    total = s["steps"] if steps is None else _check_int("steps", steps, ck.step)
+    history = {k: list(ck.records[k]) for k in HISTORY_KEYS}
+    return _loop(flow, theory, optimizer, ck.rng, ck.step, total, s["batch_size"], history, checkpoint,
+                 _check_int("checkpoint_every", checkpoint_every, 1), progress, callback)
+
+
+def _loop(flow, theory, optimizer, rng, start, total, batch_size, history, checkpoint, checkpoint_every, progress, callback):
+    settings = _settings(total, batch_size, optimizer)
+    meta = {
+        "kind": "flow_training",
+        "architecture": flow.config,
+        "theory": theory.name,
+        "theory_params": theory.params,
+        "settings": settings,
+    }
+    if checkpoint is not None:
+        json.dumps(meta)  # the architecture must be JSON-able to be checkpointed
+        if flow.config is None:
+            raise ValueError("checkpoints need a flow built by phi4_flow (it records the architecture)")
+
+    def write_checkpoint(step):
+        arrays = {f"param/{k}": v for k, v in flow.state_dict().items()}
+        arrays.update({f"adam/{k}": v for k, v in optimizer.state_dict().items()})
+        records = {k: np.asarray(v, dtype=np.float64) for k, v in history.items()}
+        io.save_checkpoint(checkpoint, state_arrays=arrays, rng=rng, step=step, records=records, metadata=meta)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=start, desc="flow training", unit="step", leave=False)
+    step = start
+    rng_before, in_step = None, False
+    try:
+        while step < total:
+            rng_before, in_step = rng.bit_generator.state, True
+            z = flow.prior.sample(rng, batch_size)
+            optimizer.zero_grad()
+            loss, log_q, S = reverse_kl_loss(flow, theory, z)
+            loss.backward()
+            log_w = -S - log_q
+            record = {"loss": float(loss.value), "ess": effective_sample_size(log_w), "acceptance": acceptance_estimate(log_w)}
+            with _shielded_from_ctrl_c():  # commit: update, count and record as one unit
+                optimizer.step()
+                step += 1
+                for k in HISTORY_KEYS:
+                    history[k].append(record[k])
+                in_step = False
+            if checkpoint is not None and step % checkpoint_every == 0:
+                write_checkpoint(step)
+            if bar is not None:
+                bar.update(1)
+                if step % 10 == 0 or step == total:
+                    last = slice(-50, None)
+                    bar.set_postfix(loss=f"{np.mean(history['loss'][last]):.2f}", ess=f"{np.mean(history['ess'][last]):.3f}",
+                                    acc=f"{np.mean(history['acceptance'][last]):.3f}")
+            if callback is not None:
+                callback(step, record)
+    except KeyboardInterrupt:
+        if checkpoint is not None:
+            if in_step:
+                rng.bit_generator.state = rng_before
+            write_checkpoint(step)
+            print(f"\ninterrupted after step {step}/{total}; checkpoint written to {checkpoint} (resume from it)", file=sys.stderr)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if checkpoint is not None:
+        write_checkpoint(step)
+    return TrainResult(
+        flow=flow,
+        theory=theory,
+        optimizer=optimizer,
+        history={k: np.asarray(v, dtype=np.float64) for k, v in history.items()},
+        rng=rng,
+        steps=step,
+    )
