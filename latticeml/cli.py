@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Later modules add subcommands here: each entry is a function ``register(subparsers)``.
 _EXTRA_COMMANDS: list = []
+_EXTRA_COMMANDS.append(lambda sub: __import__("latticeml.flows.cli", fromlist=["register"]).register(sub))  # latticeml flow
 
 
 def main(argv=None) -> int:
