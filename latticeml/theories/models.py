@@ -249,11 +249,13 @@ class SUN(Theory):
     def cold_start(self):
         return sun.cold_start(self.shape, self.N)
 
+    # Samplers call these on fields that check_field validated and that every update keeps in
+    # SU(N), so the unitarity test (which costs more than the kernels themselves) is skipped.
     def action(self, field):
-        return float(sun.action(field, beta=self.beta))
+        return float(sun.action(field, beta=self.beta, check=False))
 
     def force(self, field):
-        return sun.force(field, beta=self.beta)
+        return sun.force(field, beta=self.beta, check=False)
 
     def random_momentum(self, rng):
         return groups.random_algebra(rng, self.N, (self.dim,) + self.shape)
@@ -273,7 +275,7 @@ class SUN(Theory):
         return _evolve_sun(links, momenta, float(eps), 4 * get_num_threads()).reshape(field.shape)
 
     def observables(self, field):
-        obs = {"plaquette": float(sun.mean_plaquette(field))}
+        obs = {"plaquette": float(sun.mean_plaquette(field, check=False))}
         obs["polyakov_loop"] = float(abs(loops.polyakov_loop_mean(field)))
         if all(L > 2 for L in self.shape):
             obs["wilson_loop_2x2"] = float(loops.wilson_loop(field, 2, 2))
