@@ -25,7 +25,7 @@ Modules (shapes: fields ``(B, *shape)``, per-configuration quantities ``(B,)``):
 ``model``       ``Flow`` (sample, log_prob, forward, inverse), ``phi4_flow``, ``save_flow``/``load_flow``
 ``target``      the phi^4 action on batches (array and differentiable), vectorised observables
 ``metrics``     effective sample size, reweighting, reverse KL, expected acceptance
-``train``       reverse-KL self-training with Adam, telemetry, checkpoints, resume
+``training``    reverse-KL self-training with Adam, telemetry, checkpoints, resume
 ``mcmc``        flow-based MCMC (independence Metropolis), batched and as a ``Sampler``
 ``cli``         ``latticeml flow train`` / ``latticeml flow sample``
 ==============  ===========================================================================
@@ -39,4 +39,4 @@ from .metrics import acceptance_estimate, effective_sample_size, log_weights, re
 from .model import ARCHITECTURE_DEFAULTS, Flow, load_flow, phi4_flow, save_flow  # noqa: F401
 from .prior import NormalPrior  # noqa: F401
 from .target import action, action_tensor, observables  # noqa: F401
-from .train import TrainResult, resume_training, reverse_kl_loss, train  # noqa: F401
+from .training import TrainResult, resume_training, reverse_kl_loss, train  # noqa: F401

@@ -53,7 +53,7 @@ def _cmd_train(args) -> int:
     from ..cli import _parse_shape
     from ..theories.models import Phi4
     from .model import phi4_flow, save_flow
-    from .train import resume_training, train
+    from .training import resume_training, train
 
     UserError = _user_error()
     _positive(args, "steps", "batch", "layers", "kernel", "checkpoint_every")

@@ -160,7 +160,7 @@ def resume_training(
     ck = io.load_checkpoint(checkpoint)
     meta = ck.metadata
     if meta.get("kind") != "flow_training":
-        raise ValueError(f"{checkpoint} is not a flow-training checkpoint (written by latticeml.flows.train)")
+        raise ValueError(f"{checkpoint} is not a flow-training checkpoint (written by latticeml.flows.train or `latticeml flow train`)")
     flow = _flow_from_config(meta["architecture"])
     flow.load_state_dict({k[len("param/"):]: v for k, v in ck.state_arrays.items() if k.startswith("param/")})
     tp = meta["theory_params"]

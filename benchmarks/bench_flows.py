@@ -1,0 +1,267 @@
+"""Benchmark of latticeml.flows against PyTorch: the normalizing-flow workload of the MIT tutorial.
+
+Workload (Albergo et al., arXiv:2101.08176, phi^4 part; Albergo, Kanwar & Shanahan, PRD 100 (2019)
+034515): 2D phi^4 on 8x8 at m^2 = -4, lambda = 8; 16 affine coupling layers with checkerboard
+masks; each conv net 1 -> 8 -> 8 -> 2 channels, kernel 3, periodic padding, LeakyReLU between
+layers, tanh on the output; prior N(0, 1) per site; reverse-KL loss on a batch of 64 prior
+draws; Adam, lr 1e-3. One training step = draw the batch, forward, backward, Adam update.
+
+The PyTorch version below is written from the paper's description (same architecture, same
+PyTorch-default initialisation U(+-1/sqrt(fan_in)), same loss); torch is optional and used only here.
+
+Modes
+-----
+default      time per training step (ms), single thread everywhere: latticeml (fused coupling op),
+             latticeml with the engine's reference layers, torch float64, torch float32.
+             Implementations are timed in interleaved rounds (median over rounds), because the
+             machine is shared and its load drifts.
+--quality N  train for N steps from --seed and report the tutorial's quality measures:
+             ESS per configuration of the batch of 64 (mean over the last 100 steps, as the
+             tutorial prints it), ESS of 8192 fresh samples, and an 8192-step flow-MCMC chain
+             (acceptance, tau_int of |M| by the Gamma method). --impl picks latticeml or torch.
+
+Run:  NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_flows.py [--rounds 5]
+      .venv/bin/python benchmarks/bench_flows.py --quality 2500 --impl latticeml --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # one thread for every implementation (set before the imports)
+
+import numpy as np  # noqa: E402
+
+from latticeml.autodiff import optim  # noqa: E402
+from latticeml.flows import (  # noqa: E402
+    acceptance_estimate,
+    action,
+    checkerboard_mask,
+    effective_sample_size,
+    flow_mcmc,
+    independence_metropolis,
+    phi4_flow,
+    reverse_kl_loss,
+)
+from latticeml.stats import gamma_method  # noqa: E402
+from latticeml.theories.models import Phi4  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # the library does not need torch; the benchmark then skips its columns
+    torch = None
+
+SHAPE, M2, LAM = (8, 8), -4.0, 8.0
+BATCH, LR, N_LAYERS, HIDDEN, KERNEL = 64, 1e-3, 16, (8, 8), 3
+N_EVAL = 8192
+
+
+# ----------------------------------------------------------------------------- latticeml
+
+
+class LatticemlTrainer:
+    """One training step of the library's flow; ``reference=True`` uses the engine-op layers."""
+
+    def __init__(self, seed: int, *, reference: bool = False):
+        self.theory = Phi4(SHAPE, m2=M2, lam=LAM)
+        self.flow = phi4_flow(SHAPE, n_layers=N_LAYERS, hidden=HIDDEN, kernel_size=KERNEL, rng=np.random.default_rng([seed, 0]))
+        if reference:
+            for layer in self.flow.layers:
+                layer.forward = layer.reference_forward
+        self.opt = optim.Adam(self.flow.parameters(), lr=LR)
+        self.rng = np.random.default_rng([seed, 1])
+
+    def step(self) -> dict:
+        z = self.flow.prior.sample(self.rng, BATCH)
+        self.opt.zero_grad()
+        loss, log_q, S = reverse_kl_loss(self.flow, self.theory, z)
+        loss.backward()
+        self.opt.step()
+        log_w = -S - log_q
+        return {"loss": float(loss.value), "ess": effective_sample_size(log_w), "acceptance": acceptance_estimate(log_w)}
+
+    def evaluate(self, seed: int) -> dict:
+        rng = np.random.default_rng([seed, 2])
+        chain = flow_mcmc(self.flow, self.theory, rng, n_steps=N_EVAL, batch_size=BATCH, keep_fields=False)
+        return _chain_summary(chain.proposal_log_weights, chain.accepted, chain.records["abs_magnetization"])
+
+
+def _chain_summary(proposal_log_w, accepted, abs_m) -> dict:
+    g = gamma_method(abs_m)
+    return {
+        f"ess_{len(proposal_log_w)}_samples": effective_sample_size(proposal_log_w),
+        f"ess_batch64_mean_over_{len(proposal_log_w) // 64}_batches": float(
+            np.mean([effective_sample_size(b) for b in proposal_log_w.reshape(-1, 64)])
+        ),
+        "flow_mcmc_acceptance": float(np.mean(accepted)),
+        "tau_int_abs_m": g.tau_int,
+        "tau_int_abs_m_error": g.tau_int_error,
+        "abs_m": g.value,
+        "abs_m_error": g.error,
+    }
+
+
+# ----------------------------------------------------------------------------- PyTorch
+
+
+class TorchTrainer:
+    """The same flow, loss and optimizer in PyTorch (written from the paper's description)."""
+
+    def __init__(self, seed: int, dtype):
+        torch.manual_seed(seed)
+        self.dtype = dtype
+        tnn = torch.nn
+
+        class Coupling(tnn.Module):
+            def __init__(self, parity):
+                super().__init__()
+                self.register_buffer("mask", torch.tensor(checkerboard_mask(SHAPE, parity), dtype=dtype))
+                sizes = [1, *HIDDEN, 2]
+                layers = []
+                for j, (c_in, c_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+                    layers.append(tnn.Conv2d(c_in, c_out, KERNEL, padding=KERNEL // 2, padding_mode="circular", dtype=dtype))
+                    layers.append(tnn.LeakyReLU() if j < len(sizes) - 2 else tnn.Tanh())
+                self.net = tnn.Sequential(*layers)
+
+            def forward(self, x):
+                frozen = self.mask * x
+                st = self.net(frozen.unsqueeze(1))
+                s, t = st[:, 0], st[:, 1]
+                active = 1 - self.mask
+                return frozen + active * (x * torch.exp(s) + t), (active * s).sum(dim=(1, 2))
+
+        self.layers = tnn.ModuleList([Coupling(i % 2) for i in range(N_LAYERS)])
+        self.opt = torch.optim.Adam(self.layers.parameters(), lr=LR)
+        self.volume = math.prod(SHAPE)
+
+    def action(self, phi):
+        hop = phi * (torch.roll(phi, -1, 1) + torch.roll(phi, -1, 2))
+        return (-2 * hop + (4 + M2) * phi**2 + LAM * phi**4).sum(dim=(1, 2))
+
+    def sample(self, n):
+        z = torch.randn((n, *SHAPE), dtype=self.dtype)
+        log_q = -0.5 * (z**2).sum(dim=(1, 2)) - 0.5 * self.volume * math.log(2 * math.pi)
+        x = z
+        for layer in self.layers:
+            x, log_det = layer(x)
+            log_q = log_q - log_det
+        return x, log_q
+
+    def step(self) -> dict:
+        self.opt.zero_grad()
+        x, log_q = self.sample(BATCH)
+        S = self.action(x)
+        loss = (log_q + S).mean()
+        loss.backward()
+        self.opt.step()
+        log_w = (-S - log_q).detach().double().numpy()
+        return {"loss": float(loss), "ess": effective_sample_size(log_w), "acceptance": acceptance_estimate(log_w)}
+
+    def evaluate(self, seed: int) -> dict:
+        torch.manual_seed(10_000 + seed)
+        theory = Phi4(SHAPE, m2=M2, lam=LAM)
+        with torch.no_grad():
+            batches = [self.sample(BATCH) for _ in range(N_EVAL // BATCH)]
+        phi = torch.cat([b[0] for b in batches]).double().numpy()
+        log_q = torch.cat([b[1] for b in batches]).double().numpy()
+        log_w = -action(theory, phi) - log_q
+        index, accepted, _ = independence_metropolis(log_w, np.random.default_rng([seed, 2]).random(N_EVAL))
+        abs_m = np.abs(phi.reshape(N_EVAL, -1).mean(axis=1))[index]
+        return _chain_summary(log_w, accepted, abs_m)
+
+
+# ----------------------------------------------------------------------------- modes
+
+
+def timing(rounds: int, steps_per_round: int) -> None:
+    impls = {
+        "latticeml (fused coupling op)": LatticemlTrainer(0),
+        "latticeml (engine reference layers)": LatticemlTrainer(0, reference=True),
+    }
+    if torch is not None:
+        torch.set_num_threads(1)
+        impls["torch float64"] = TorchTrainer(0, torch.float64)
+        impls["torch float32"] = TorchTrainer(0, torch.float32)
+    for trainer in impls.values():  # warm-up: Numba compile, allocator
+        trainer.step()
+        trainer.step()
+    samples = {name: [] for name in impls}
+    load_before = os.getloadavg()[0]
+    for _ in range(rounds):
+        for name, trainer in impls.items():
+            t0 = time.perf_counter()
+            for _ in range(steps_per_round):
+                trainer.step()
+            samples[name].append((time.perf_counter() - t0) / steps_per_round)
+    load_after = os.getloadavg()[0]
+    base = np.median(samples["latticeml (fused coupling op)"])
+    t64 = np.median(samples["torch float64"]) if "torch float64" in samples else None
+    print(f"torch {torch.__version__ if torch else '(not installed)'}, numpy {np.__version__}, one thread each; "
+          f"{os.cpu_count()} CPUs, load average {load_before:.1f} before / {load_after:.1f} after")
+    print(f"training step: batch {BATCH}, {N_LAYERS} couplings, conv 1-{'-'.join(map(str, HIDDEN))}-2 k={KERNEL}, "
+          f"{SHAPE[0]}x{SHAPE[1]}, Adam; median over {rounds} interleaved rounds of {steps_per_round} steps\n")
+    print("| implementation | ms / step (median) | min | max | torch float64 / this |")
+    print("|---|---|---|---|---|")
+    for name, ts in samples.items():
+        ratio = f"{t64 / np.median(ts):.2f}" if t64 else "—"
+        print(f"| {name} | {1e3 * np.median(ts):.1f} | {1e3 * min(ts):.1f} | {1e3 * max(ts):.1f} | {ratio} |")
+    if t64:
+        print(f"\nlatticeml is {t64 / base:.2f}x faster per step than torch float64 (one thread)")
+
+
+def quality(steps: int, impl: str, seed: int, out) -> dict:
+    if impl == "torch":
+        if torch is None:
+            raise SystemExit("torch is not installed: pip install torch (CPU wheel) to run --impl torch")
+        torch.set_num_threads(1)
+        trainer = TorchTrainer(seed, torch.float64)
+    else:
+        trainer = LatticemlTrainer(seed)
+    history = {"loss": [], "ess": [], "acceptance": []}
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        rec = trainer.step()
+        for k in history:
+            history[k].append(rec[k])
+    train_s = time.perf_counter() - t0
+    tail = slice(-100, None)
+    result = {
+        "impl": impl,
+        "seed": seed,
+        "steps": steps,
+        "train_seconds": train_s,
+        "ms_per_step": 1e3 * train_s / steps,
+        "loss_last100": float(np.mean(history["loss"][tail])),
+        "ess_batch64_last100": float(np.mean(history["ess"][tail])),
+        "acceptance_estimate_last100": float(np.mean(history["acceptance"][tail])),
+    }
+    result.update(trainer.evaluate(seed))
+    print(json.dumps(result))
+    if out:
+        with open(out, "w") as fh:
+            json.dump(result, fh)
+    return result
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5)")
+    ap.add_argument("--steps-per-round", type=int, default=5, help="training steps per implementation and round (default 5)")
+    ap.add_argument("--quality", type=int, metavar="STEPS", help="train STEPS steps and report ESS / acceptance / tau_int")
+    ap.add_argument("--impl", choices=["latticeml", "torch"], default="latticeml", help="implementation for --quality")
+    ap.add_argument("--seed", type=int, default=0, help="seed for --quality (default 0)")
+    ap.add_argument("--out", help="also write the --quality result as JSON to this file")
+    args = ap.parse_args(argv)
+    if args.quality:
+        quality(args.quality, args.impl, args.seed, args.out)
+    else:
+        timing(args.rounds, args.steps_per_round)
+
+
+if __name__ == "__main__":
+    main()
