@@ -12,7 +12,7 @@ Proposals (all symmetric, as detailed balance with a plain ``min(1, exp(-dS))`` 
 
 * phi^4:  ``phi(x) -> phi(x) + step_size * u``, ``u`` uniform in ``[-1, 1)``;
 * U(1):   ``theta -> theta + step_size * u``, ``u`` uniform in ``[-1, 1)``, re-wrapped into ``(-pi, pi]``;
-* SU(N):  ``U -> R U`` with ``R = exp(step_size * sum_a p_a T_a)``, ``p_a ~ N(0, 1)``, drawn by
+* SU(N):  ``U -> R U`` with ``R = exp(step_size * sum_a p_a T_a)``, ``p_a ~ N(0, 1)``, the law of
   :func:`latticeml.groups.random_near_identity` (``R`` and ``R^dagger`` are equally likely).
   The link is re-unitarised after its update, so links stay in SU(N) to 1e-15.
 
@@ -134,11 +134,12 @@ def check_count(name: str, value, *, minimum: int) -> int:
     return int(value)
 
 
-#: Sites (links) per checkerboard colour below which the parallel kernels run on one thread:
-#: starting a parallel region costs ~10 us (far more on an oversubscribed machine), which a few
-#: hundred cheap phi^4 or U(1) site updates, or a few dozen SU(N) link updates, do not repay.
-#: Measured in benchmarks/bench_local_updates.py (``--crossover``).
-PARALLEL_MIN_SITES = {"phi4": 4096, "u1": 2048, "sun": 128}
+#: Sites (links) per checkerboard colour below which the parallel kernels run on one thread.
+#: On an idle 2-core machine two threads gain 1.3-1.4x on small lattices (phi^4 16^2 to 64^2,
+#: SU(3) 4^4) and 1.8-2x from 64^2 (U(1)) or 8^4 (SU(3)) up (``bench_local_updates.py
+#: --crossover``); on an oversubscribed machine every parallel region waits for a descheduled
+#: thread and small lattices run 10-100x slower. So only lattices where the gain is large go parallel.
+PARALLEL_MIN_SITES = {"phi4": 2048, "u1": 2048, "sun": 256}
 
 
 @contextlib.contextmanager
@@ -262,12 +263,50 @@ def _u1_sweep(theta, fwd, bwd, sites, beta, step_size, shifts, uniforms, accepte
                 accepted[mu, p, i] = n_acc
 
 
+@njit(cache=True)
+def _near_identity(p, generators, spread, out):
+    """out[k] = exp(spread * sum_a p[k, a] T_a): the matrices of :func:`latticeml.groups.random_near_identity`
+    for the normals ``p`` (K, N^2 - 1), built without NumPy temporaries (``from_components``' complex
+    tensordot is slow for these thin products, and BLAS threads stall on a busy machine)."""
+    K, n_gen = p.shape
+    N = generators.shape[1]
+    x = np.empty((N, N), dtype=np.complex128)
+    work1 = np.empty((N, N), dtype=np.complex128)
+    work2 = np.empty((N, N), dtype=np.complex128)
+    for k in range(K):
+        for i in range(N):
+            for j in range(N):
+                x[i, j] = 0.0
+        for a in range(n_gen):
+            c = spread * p[k, a]
+            for i in range(N):
+                for j in range(N):
+                    x[i, j] += c * generators[a, i, j]
+        if N == 2:
+            groups.expm_su2_into(x, out[k])
+        elif N == 3:
+            groups.expm_su3_into(x, out[k])
+        else:
+            groups.expm_taylor_into(x, out[k], work1, work2)
+
+
+def near_identity_proposals(rng, N: int, size: tuple, spread: float) -> np.ndarray:
+    """SU(N) proposals ``exp(spread * sum_a p_a T_a)``, ``p_a ~ N(0, 1)``, shape ``(*size, N, N)``.
+
+    The same draws, and to rounding the same matrices, as ``groups.random_near_identity(rng, N, size, spread=spread)``.
+    """
+    p = rng.standard_normal(tuple(size) + (N * N - 1,))
+    out = np.empty(tuple(size) + (N, N), dtype=np.complex128)
+    _near_identity(p.reshape(-1, N * N - 1), np.ascontiguousarray(groups.su_generators(N)), spread, out.reshape(-1, N, N))
+    return out
+
+
 @njit(parallel=True, cache=True)
 def _sun_sweep(U, fwd, bwd, sites, beta, proposals, uniforms, nchunk, accepted):
     """One sweep over the flat links ``U`` (D, V, N, N), in place.
 
     Proposal ``U' = R U`` with ``R = proposals[mu, p, i, h]`` (N, N), near-identity SU(N) matrices
-    drawn by :func:`latticeml.groups.random_near_identity`; ``dS = -(beta/N) [Re tr(U' A) - Re tr(U A)]``.
+    (:func:`near_identity_proposals`); ``dS = -(beta/N) [Re tr(U' A) - Re tr(U A)]``.
     uniforms: (D, 2, V/2, hits); accepted: (D, 2, V/2) int64. The sites of a colour are cut into
     ``nchunk`` chunks (a few per thread) so that each thread allocates its work space once per
     chunk; the result does not depend on nchunk.
@@ -326,8 +365,9 @@ def step(rng: np.random.Generator, state: State, theory, *, step_size: float | N
 
     * phi^4: proposal uniforms ``rng.random((2, half, hits))``, then accept uniforms of the same shape;
     * U(1):  proposal uniforms ``rng.random((D, 2, half, hits))``, then accept uniforms (same shape);
-    * SU(N): ``groups.random_near_identity(rng, N, (D, 2, half, hits), spread=step_size)``, then
-      accept uniforms ``rng.random((D, 2, half, hits))``.
+    * SU(N): proposals as ``groups.random_near_identity(rng, N, (D, 2, half, hits), spread=step_size)``
+      (the normals ``rng.standard_normal((D, 2, half, hits, N^2 - 1))``), then accept uniforms
+      ``rng.random((D, 2, half, hits))``.
     """
     check_rng(rng)
     step_size, hits = _check_settings(theory, step_size, hits)
@@ -351,7 +391,7 @@ def step(rng: np.random.Generator, state: State, theory, *, step_size: float | N
             _u1_sweep(field.reshape(D, -1), fwd, bwd, sites, theory.beta, step_size, shifts, uniforms, accepted)
     else:
         D, N = theory.dim, theory.N
-        proposals = groups.random_near_identity(rng, N, (D, 2, half, hits), spread=step_size)
+        proposals = near_identity_proposals(rng, N, (D, 2, half, hits), step_size)
         uniforms = rng.random((D, 2, half, hits))
         accepted = np.empty((D, 2, half), dtype=np.int64)
         with threads_for(kind, half):
