@@ -39,4 +39,4 @@ from .metrics import acceptance_estimate, effective_sample_size, log_weights, re
 from .model import ARCHITECTURE_DEFAULTS, Flow, load_flow, phi4_flow, save_flow  # noqa: F401
 from .prior import NormalPrior  # noqa: F401
 from .target import action, action_tensor, observables  # noqa: F401
-from .training import TrainResult, resume_training, reverse_kl_loss, train  # noqa: F401
+from .training import TrainResult, load_checkpointed_flow, resume_training, reverse_kl_loss, train  # noqa: F401

@@ -41,7 +41,7 @@ from .metrics import acceptance_estimate, effective_sample_size
 from .model import Flow, _flow_from_config
 from .target import action_tensor, check_theory
 
-__all__ = ["TrainResult", "reverse_kl_loss", "train", "resume_training", "HISTORY_KEYS"]
+__all__ = ["TrainResult", "reverse_kl_loss", "train", "resume_training", "load_checkpointed_flow", "HISTORY_KEYS"]
 
 HISTORY_KEYS = ("loss", "ess", "acceptance")
 
@@ -157,21 +157,32 @@ def resume_training(
     Everything (architecture, parameters, optimizer, generator, history, theory) comes from the
     file; the continuation gives exactly the numbers of an uninterrupted run.
     """
-    ck = io.load_checkpoint(checkpoint)
-    meta = ck.metadata
-    if meta.get("kind") != "flow_training":
-        raise ValueError(f"{checkpoint} is not a flow-training checkpoint (written by latticeml.flows.train or `latticeml flow train`)")
-    flow = _flow_from_config(meta["architecture"])
-    flow.load_state_dict({k[len("param/"):]: v for k, v in ck.state_arrays.items() if k.startswith("param/")})
-    tp = meta["theory_params"]
-    theory = Phi4(tuple(tp["shape"]), m2=tp["m2"], lam=tp["lam"])
-    s = meta["settings"]
+    ck, flow, theory = _read_checkpoint(checkpoint)
+    s = ck.metadata["settings"]
     optimizer = optim.Adam(flow.parameters(), lr=s["lr"], betas=tuple(s["betas"]), eps=s["eps"])
     optimizer.load_state_dict({k[len("adam/"):]: v for k, v in ck.state_arrays.items() if k.startswith("adam/")})
     total = s["steps"] if steps is None else _check_int("steps", steps, ck.step)
     history = {k: list(ck.records[k]) for k in HISTORY_KEYS}
     return _loop(flow, theory, optimizer, ck.rng, ck.step, total, s["batch_size"], history, checkpoint,
                  _check_int("checkpoint_every", checkpoint_every, 1), progress, callback)
+
+
+def _read_checkpoint(path):
+    ck = io.load_checkpoint(path)
+    meta = ck.metadata
+    if meta.get("kind") != "flow_training":
+        raise ValueError(f"{path} is not a flow-training checkpoint (written by latticeml.flows.train or `latticeml flow train`)")
+    flow = _flow_from_config(meta["architecture"])
+    flow.load_state_dict({k[len("param/"):]: v for k, v in ck.state_arrays.items() if k.startswith("param/")})
+    tp = meta["theory_params"]
+    return ck, flow, Phi4(tuple(tp["shape"]), m2=tp["m2"], lam=tp["lam"])
+
+
+def load_checkpointed_flow(path) -> tuple[Flow, Phi4, dict, int]:
+    """``(flow, theory, history, step)`` from a training checkpoint, without continuing the training
+    (e.g. to sample from a run that is still going, or was interrupted)."""
+    ck, flow, theory = _read_checkpoint(path)
+    return flow, theory, {k: np.asarray(ck.records[k]) for k in HISTORY_KEYS}, int(ck.step)
 
 
 def _loop(flow, theory, optimizer, rng, start, total, batch_size, history, checkpoint, checkpoint_every, progress, callback):
