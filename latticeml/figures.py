@@ -28,6 +28,7 @@ FIGURE_MODULES: list[str] = [
     "latticeml.figure_makers.foundation",
     "latticeml.figure_makers.symmetries",
     "latticeml.figure_makers.u1_topology",
+    "latticeml.figure_makers.flows",
 ]
 
 
