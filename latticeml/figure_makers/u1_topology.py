@@ -325,8 +325,8 @@ def study_plan(*, fast: bool) -> StudyPlan:
     tau_int(Q) is long), and L = 24, 32, where HMC and the heatbath are frozen, for the cure.
     FAST: L = 8 and 16, plus 24 for the cure, with short chains (seconds)."""
     if fast:
-        runs = [(a, L, 1500) for L in (8, 16) for a in ALGORITHMS]
-        runs += [(a, 24, 600) for a in ALGORITHMS]
+        runs = [(a, L, 1200) for L in (8, 16) for a in ALGORITHMS]
+        runs += [(a, 24, 400) for a in ALGORITHMS]
         return StudyPlan(tuple(runs), n_therm=100)
     long = {8: 4000, 10: 4000, 12: 4000, 14: 8000, 16: 16000, 18: 40000, 20: 60000}
     runs = []
@@ -337,18 +337,44 @@ def study_plan(*, fast: bool) -> StudyPlan:
     return StudyPlan(tuple(runs), n_therm=500)
 
 
-def freezing_study(*, fast: bool, seed: int = SEED, log: Callable | None = None) -> list[History]:
-    """Run every chain of :func:`study_plan` (each with its own seed derived from ``seed``)."""
+def _timed_run(algorithm, L, n, n_therm, seed):
+    start = time.perf_counter()
+    h = run_history(algorithm, L, beta_at_fixed_volume(L), n=n, n_therm=n_therm, seed=seed)
+    return h, time.perf_counter() - start
+
+
+def freezing_study(*, fast: bool, seed: int = SEED, log: Callable | None = None, jobs: int = 1) -> list[History]:
+    """Run every chain of :func:`study_plan` (each with its own seed derived from ``seed``).
+
+    The runs are independent: ``jobs > 1`` runs them in that many processes (the results are
+    the same; the timings stay single-core ones as long as ``jobs`` does not exceed the idle cores).
+    """
     plan = study_plan(fast=fast)
-    seeds = np.random.SeedSequence(seed).generate_state(len(plan.runs))
-    histories = []
-    for (algorithm, L, n), s in zip(plan.runs, seeds):
-        start = time.perf_counter()
-        h = run_history(algorithm, L, beta_at_fixed_volume(L), n=n, n_therm=plan.n_therm, seed=int(s))
-        histories.append(h)
+    seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(len(plan.runs))]
+    tasks = [(algorithm, L, n, plan.n_therm, s) for (algorithm, L, n), s in zip(plan.runs, seeds)]
+
+    def report(h, seconds):
         if log is not None:
-            log(f"{LABELS[algorithm]:22s} L={L:3d} beta={h.beta:6.3f} n={n:6d}  {time.perf_counter() - start:6.1f} s")
-    return histories
+            log(f"{LABELS[h.algorithm]:22s} L={h.L:3d} beta={h.beta:6.3f} n={len(h.records['Q']):6d}  {seconds:6.1f} s")
+
+    if jobs <= 1:
+        histories = []
+        for task in tasks:
+            h, seconds = _timed_run(*task)
+            report(h, seconds)
+            histories.append(h)
+        return histories
+    from concurrent.futures import ProcessPoolExecutor
+
+    # longest runs first, so that the pool finishes together
+    order = sorted(range(len(tasks)), key=lambda i: -tasks[i][2] * tasks[i][1] ** 2.5)
+    results = [None] * len(tasks)
+    with ProcessPoolExecutor(max_workers=int(jobs)) as pool:
+        futures = {i: pool.submit(_timed_run, *tasks[i]) for i in order}
+        for i in order:
+            results[i] = futures[i].result()
+            report(*results[i])
+    return [h for h, _ in results]
 
 
 def exponential_fit(summaries, algorithm: str) -> tuple[float, float] | None:
@@ -474,7 +500,7 @@ def figure_exact(scan: ExactScan) -> Figure:
     bx.set(xlabel="area R T", ylabel=r"$\langle W(R\times T)\rangle$", title="Wilson loops: area law")
     bx.legend(fontsize=7, title="lines: exact", title_fontsize=7)
 
-    coarse = np.linspace(0.25, scan.betas.max() * 1.05, 24)  # exact chi_t costs ~0.1-1 s per beta
+    coarse = np.linspace(0.25, scan.betas.max() * 1.05, 16)  # exact chi_t: a Gauss-Legendre rule per beta
     cx.plot(coarse, V * exact.u1_2d_topological_susceptibility(coarse, V), "k-", lw=1, label="exact")
     cx.plot(grid, V / (4 * np.pi**2 * grid), "k:", lw=1, label=r"$V/(4\pi^2\beta)$")
     cx.errorbar(scan.betas, V * scan.results["chi"][0], V * scan.results["chi"][1], **mc, label=LABELS[scan.algorithm])
@@ -491,16 +517,18 @@ def _pick(histories, algorithm, L):
 
 
 def figure_histories(histories, L: int, *, max_steps: int = 20000) -> Figure:
-    """Q along the chain for the three samplers at one L (the first ``max_steps`` steps)."""
+    """Q along the chain for the three samplers at one L (the first ``max_steps`` steps, at most the shortest chain)."""
     fig, axes = _new_figure(1, width=8.0, height=1.4, nrows=len(ALGORITHMS), sharex=True)
+    n_show = min([max_steps] + [len(_pick(histories, a, L).records["Q"]) for a in ALGORITHMS])  # same length for all
+    series = {a: _pick(histories, a, L).records["Q"][:n_show] for a in ALGORITHMS}
+    lim = max(3, max(int(np.abs(Q).max()) for Q in series.values()) + 1)
     for ax, algorithm in zip(axes[:, 0], ALGORITHMS):
-        h = _pick(histories, algorithm, L)
-        Q = h.records["Q"][:max_steps]
+        Q = series[algorithm]
         ax.plot(np.arange(len(Q)), Q, color=_COLOURS[algorithm], lw=0.5, drawstyle="steps-post")
         ax.set_ylabel("Q")
-        ax.text(0.01, 0.85, f"{LABELS[algorithm]}", transform=ax.transAxes, fontsize=8, va="top")
-        lim = max(3, int(np.abs(Q).max()) + 1)
         ax.set_ylim(-lim, lim)
+        ax.text(0.005, 0.93, LABELS[algorithm], transform=ax.transAxes, fontsize=8, va="top",
+                bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1))
     axes[0, 0].set_title(rf"history of the topological charge, L = {L}, $\beta$ = {beta_at_fixed_volume(L):g}")
     axes[-1, 0].set_xlabel("step (HMC trajectory, or heatbath + OR sweep)")
     return fig
@@ -519,13 +547,14 @@ def figure_charge_distribution(histories, L: int) -> Figure:
         ax.errorbar(charges + 0.2 * (k - 1), p, e, color=_COLOURS[algorithm], marker=_MARKERS[algorithm], ls="none",
                     ms=4, capsize=2, label=f"{LABELS[algorithm]} ({len(h.records['Q'])} steps)")
     ax.set(xlabel="Q", ylabel="P(Q)", title=rf"charge distribution, L = {L}, $\beta$ = {beta:g}")
-    ax.legend(fontsize=7)
+    ax.set_ylim(0, 1.5 * ax.get_ylim()[1])
+    ax.legend(fontsize=7, loc="upper right")
     return fig
 
 
 def figure_tau_int(summaries) -> Figure:
     """tau_int(Q) (filled) and tau_int(plaquette) (open) vs beta; cost per independent sample of Q."""
-    fig, axes = _new_figure(2, width=4.4)
+    fig, axes = _new_figure(2, width=4.4, height=3.7)
     ax, bx = axes[0]
     for algorithm in ALGORITHMS:
         pts = [s for s in summaries if s.algorithm == algorithm]
@@ -537,7 +566,8 @@ def figure_tau_int(summaries) -> Figure:
                     ms=4, mfc="none", capsize=2, ls=":", lw=0.8)
         frozen = [s for s in pts if s.frozen]
         if frozen:
-            ax.plot([s.beta for s in frozen], [3e3] * len(frozen), ls="none", marker="^", color=c, ms=6)
+            y = 9e3 if algorithm == "hmc" else 4.5e3  # one row per algorithm, so the markers do not hide each other
+            ax.plot([s.beta for s in frozen], [y] * len(frozen), ls="none", marker="^", color=c, ms=6)
         fit = exponential_fit(summaries, algorithm) if algorithm != "hmc+instanton" else None
         if fit is not None and live:
             b = np.linspace(min(s.beta for s in live), max(s.beta for s in live), 50)
@@ -547,11 +577,12 @@ def figure_tau_int(summaries) -> Figure:
     ax.plot([], [], "k:", marker="o", mfc="none", ms=4, label=r"open: $\tau_{int}$(plaquette)")
     ax.plot([], [], "k^", ls="none", label="frozen: Q never changes")
     ax.set_yscale("log")
+    ax.set_ylim(top=2e4)
     ax.set(xlabel=r"$\beta$ ($= L^2/64$)", ylabel=r"$\tau_{int}$ [steps]", title="autocorrelation at fixed physical volume")
-    ax.legend(fontsize=6.5)
+    ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     bx.set_yscale("log")
     bx.set(xlabel=r"$\beta$", ylabel="ms of CPU per independent Q", title=r"cost $2\tau_{int}(Q)\times$ time/step")
-    bx.legend(fontsize=7)
+    bx.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     return fig
 
 
