@@ -108,6 +108,9 @@ def _theory_from_args(args):
         raise UserError(str(exc)) from None
 
 
+HMC_DEFAULT_STEP, HMC_DEFAULT_NSTEPS = 0.1, 10
+
+
 def _sampler_settings(args) -> dict:
     """The algorithm settings given on the command line (only those the user set)."""
     if getattr(args, "instanton_every", None) is not None and (args.algorithm != "hmc" or args.theory != "u1"):
@@ -123,7 +126,15 @@ def _sampler_settings(args) -> dict:
         raise UserError(f"--step must be positive, got {args.step}")
     settings = {}
     if args.algorithm == "hmc":
-        settings.update(step_size=args.step, n_steps=args.nsteps, integrator=args.integrator)
+        # trajectories of length 1 unless told otherwise: 10 steps of 0.1
+        step, nsteps = args.step, args.nsteps
+        if step is None and nsteps is None:
+            step, nsteps = HMC_DEFAULT_STEP, HMC_DEFAULT_NSTEPS
+        elif nsteps is None:
+            nsteps = max(1, round(1.0 / step))
+        elif step is None:
+            step = 1.0 / nsteps
+        settings.update(step_size=step, n_steps=nsteps, integrator=args.integrator)
         if getattr(args, "instanton_every", None):
             settings["instanton_every"] = args.instanton_every
     elif args.algorithm == "metropolis":
@@ -249,8 +260,8 @@ def _add_sample_parser(sub) -> None:
     s.add_argument("--lam", type=float, help="phi^4 quartic coupling lambda")
     s.add_argument("--N", type=int, help="number of colours for sun")
     s.add_argument("--algorithm", default="hmc", help="metropolis, heatbath or hmc (default hmc)")
-    s.add_argument("--step", type=float, help="HMC step size, or the Metropolis proposal width")
-    s.add_argument("--nsteps", type=int, help="HMC molecular-dynamics steps per trajectory")
+    s.add_argument("--step", type=float, help="HMC step size (default 0.1, or 1/nsteps), or the Metropolis proposal width")
+    s.add_argument("--nsteps", type=int, help="HMC molecular-dynamics steps per trajectory (default 10, or round(1/step))")
     s.add_argument("--integrator", choices=["leapfrog", "omelyan"], help="HMC integrator (default leapfrog)")
     s.add_argument("--overrelax", type=int, help="overrelaxation sweeps per heatbath sweep")
     s.add_argument(

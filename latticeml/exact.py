@@ -207,8 +207,17 @@ def u1_2d_polyakov_correlator(beta, r, L_t, volume=None) -> float:
     return _u1_charged_area(beta, area, _check_volume(volume))
 
 
-def _leggauss(n: int, a: float, b: float):
+@functools.lru_cache(maxsize=64)
+def _legendre_rule(n: int):
+    """Gauss-Legendre nodes and weights on [-1, 1] (cached: building a rule is an eigenvalue solve)."""
     x, w = np.polynomial.legendre.leggauss(n)
+    x.setflags(write=False)
+    w.setflags(write=False)
+    return x, w
+
+
+def _leggauss(n: int, a: float, b: float):
+    x, w = _legendre_rule(n)
     return 0.5 * (b - a) * x + 0.5 * (b + a), 0.5 * (b - a) * w
 
 
@@ -275,7 +284,7 @@ def _charge_distribution_fourier(beta: float, volume: int, charges: np.ndarray, 
     phi2 = -_f_derivatives(beta, np.zeros(1))[1][0] / ive(0, beta)
     width = min(0.25, 0.5 / (q_max + 1), 2.0 / math.sqrt(volume * phi2))
     n_panels = int(math.ceil(cutoff / width))
-    x, w = np.polynomial.legendre.leggauss(24)
+    x, w = _legendre_rule(24)
     left = np.arange(n_panels) * width
     k = (left[:, None] + 0.5 * width * (x + 1)).ravel()
     wk = np.tile(0.5 * width * w, n_panels)
@@ -312,7 +321,7 @@ def _charge_distribution_convolution(beta: float, volume: int, charges: np.ndarr
     each is integrated by Gauss-Legendre. Used for small V, where the Fourier integral converges slowly.
     """
     degree = 40 + int(8 * beta)
-    x, w = np.polynomial.legendre.leggauss(degree + 1)
+    x, w = _legendre_rule(degree + 1)
     norm = _TWO_PI * ive(0, beta)
 
     def density(phi):
