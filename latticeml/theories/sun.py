@@ -202,7 +202,11 @@ def _staples_generic(U, fwd, bwd, nchunk, scale, want_force, out):
 # middle coordinates (direction d >= 1 is column d - 1).
 
 
-_BLOCK = 32  # sites per vectorised block in the staple kernel (a compile-time constant, see there)
+# The staple kernel accumulates a block of up to _BLOCK sites in (18, _BLOCK + 8) arrays. Their row
+# stride must be a compile-time constant: with a runtime stride LLVM cannot prove that the 18 rows
+# do not overlap and does not vectorise the site loop. The 8 extra columns keep the rows in
+# different L1 cache sets.
+_BLOCK = 64
 
 
 @njit(inline="always", cache=True)
@@ -280,6 +284,7 @@ def _su3_plaquette(Uf, fin, bin_, L0, L, per_b, field, store, sums):
                         B1 = ring[_slot(j, dj1), nu, r1]  # U_nu(x+mu)
                         dj2, r2, o2 = _step(0, r, 1, nu, 1, fin, bin_, D)
                         C2 = ring[_slot(j, dj2), mu, r2]  # U_mu(x+nu)
+                        o1, o2 = max(o1, 0), max(o2, 0)  # lets LLVM drop index wraparound (see _su3_staples)
                         for i in range(L):
                             tmp[i] = su3_re_trace_mul_adj(
                                 su3_mul(soa3_load(A, i + 1), soa3_load(B1, i + o1)),
@@ -310,10 +315,8 @@ def _su3_staples(Uf, fin, bin_, L0, L, per_b, scale, want_force, out):
     for c in prange(nchunk):
         b, t0, t1 = _chunk_slabs(c, per_b, L0)
         ring = np.empty((3, D, Rs, 18, L + 2))
-        # accumulators with a compile-time row length, so that LLVM can prove their 18 rows
-        # do not overlap and vectorise the site loop (with a runtime stride it does not)
-        S = np.empty((18, _BLOCK))
-        G = np.empty((18, _BLOCK))
+        S = np.empty((18, _BLOCK + 8))
+        G = np.empty((18, _BLOCK + 8))
         _fill_slab(Uf, b, (t0 - 1) % L0, ring[_slot(-1, 0)])
         _fill_slab(Uf, b, t0 % L0, ring[_slot(0, 0)])
         for j in range(t1 - t0):
@@ -322,15 +325,20 @@ def _su3_staples(Uf, fin, bin_, L0, L, per_b, scale, want_force, out):
             for r in range(Rs):
                 for mu in range(D):
                     dj1, r1, o1 = _step(0, r, 1, mu, 1, fin, bin_, D)  # x + mu
-                    for i0 in range(0, L, _BLOCK):
+                    o1 = max(o1, 0)
+                    for blk in range((L + _BLOCK - 1) // _BLOCK):
+                        i0 = blk * _BLOCK
                         n = min(_BLOCK, L - i0)
-                        S[:, :] = 0.0
+                        S[:, :n] = 0.0
                         for nu in range(D):
                             if nu == mu:
                                 continue
                             dj2, r2, o2 = _step(0, r, 1, nu, 1, fin, bin_, D)  # x + nu
                             dj3, r3, o3 = _step(0, r, 1, nu, -1, fin, bin_, D)  # x - nu
                             dj4, r4, o4 = _step(dj1, r1, o1, nu, -1, fin, bin_, D)  # x + mu - nu
+                            # column offsets are 0..2; saying so lets LLVM drop Numba's negative-
+                            # index wraparound, which would otherwise turn the loads into gathers
+                            o2, o3, o4 = max(o2, 0), max(o3, 0), max(o4, 0)
                             P1 = ring[_slot(j, dj1), nu, r1]  # U_nu(x+mu)
                             P2 = ring[_slot(j, dj2), mu, r2]  # U_mu(x+nu)
                             P3 = ring[_slot(j, 0), nu, r]  # U_nu(x)
