@@ -521,25 +521,29 @@ def _dexp_adjoint_ta_into(X, M, E, out, s1, s2, s3, s4, big):
 
 @njit(cache=True)
 def _path_product_into(U, fwd, bwd, steps, length, s, out, tmp):
-    """out = product of the links along a path (signed steps) from site s."""
+    """out = product of the links along a path (signed steps) from site s; tmp is scratch."""
     pos = s
+    cur = out
+    nxt = tmp
     for k in range(length):
         st = steps[k]
         d = abs(st) - 1
         if st > 0:
             if k == 0:
-                _copy_into(U[d, pos], out, False)
+                _copy_into(U[d, pos], cur, False)
             else:
-                _mul(out, U[d, pos], tmp)
-                _copy_into(tmp, out, False)
+                _mul(cur, U[d, pos], nxt)
+                cur, nxt = nxt, cur
             pos = fwd[pos, d]
         else:
             pos = bwd[pos, d]
             if k == 0:
-                _copy_into(U[d, pos], out, True)
+                _copy_into(U[d, pos], cur, True)
             else:
-                _mul_adj(out, U[d, pos], tmp)
-                _copy_into(tmp, out, False)
+                _mul_adj(cur, U[d, pos], nxt)
+                cur, nxt = nxt, cur
+    if length % 2 == 0:  # an odd number of products left the result in tmp
+        _copy_into(cur, out, False)
 
 
 @njit(cache=True)
@@ -559,91 +563,126 @@ def _staple_sum_into(U, fwd, bwd, steps, lengths, terms, p0, p1, weights, s, out
                 out[i, j] += w * prod[i, j]
 
 
+# ---------------------------------------------------------------------------- kernels
+#
+# Every kernel is a serial function over a range [i0, i1) of links (flat index
+# idx = (b * D + mu) * V + s) plus a small parallel driver that splits the range into chunks.
+# Small fields run the serial function directly: on two shared cores the thread start-up and
+# synchronisation of a parallel region cost more than a 4^4 lattice's work (and far more when the
+# cores are busy), see _run.
+
+_PARALLEL_MIN_LINKS = 8192
+
+
 def _n_chunks(total: int) -> int:
     return max(1, min(total, 8 * get_num_threads()))
 
 
-@njit(parallel=True, cache=True)
-def _staple_sums_kernel(U, fwd, bwd, steps, lengths, terms, mu_start, weights, nchunk, out):
+def _parallel(total: int) -> bool:
+    return total >= _PARALLEL_MIN_LINKS and get_num_threads() > 1
+
+
+@njit(cache=True)
+def _staple_sums_range(U, fwd, bwd, steps, lengths, terms, mu_start, weights, out, i0, i1):
     """out[b, mu, s] = C_mu(s) = sum_k weights[k] C^(k)_mu(s)."""
     B, D, V, n, _ = U.shape
-    total = B * D * V
-    for c in prange(nchunk):
-        prod = np.empty((n, n), dtype=np.complex128)
-        tmp = np.empty((n, n), dtype=np.complex128)
-        for idx in range(c * total // nchunk, (c + 1) * total // nchunk):
-            b = idx // (D * V)
-            mu = (idx // V) % D
-            s = idx % V
-            _staple_sum_into(U[b], fwd, bwd, steps, lengths, terms, mu_start[mu], mu_start[mu + 1], weights, s, out[b, mu, s], prod, tmp)
+    prod = np.empty((n, n), dtype=np.complex128)
+    tmp = np.empty((n, n), dtype=np.complex128)
+    for idx in range(i0, i1):
+        b = idx // (D * V)
+        mu = (idx // V) % D
+        s = idx % V
+        _staple_sum_into(U[b], fwd, bwd, steps, lengths, terms, mu_start[mu], mu_start[mu + 1], weights, s, out[b, mu, s], prod, tmp)
 
 
 @njit(parallel=True, cache=True)
-def _generator_kernel(U, fwd, bwd, steps, lengths, terms, mu_start, weights, nchunk, C, X):
+def _staple_sums_parallel(U, fwd, bwd, steps, lengths, terms, mu_start, weights, out, nchunk):
+    total = U.shape[0] * U.shape[1] * U.shape[2]
+    for c in prange(nchunk):
+        _staple_sums_range(U, fwd, bwd, steps, lengths, terms, mu_start, weights, out, c * total // nchunk, (c + 1) * total // nchunk)
+
+
+@njit(cache=True)
+def _generator_range(U, fwd, bwd, steps, lengths, terms, mu_start, weights, C, X, i0, i1):
     """C[b, mu, s] = weighted staple sum and X[b, mu, s] = TA(C U^+) (the stout / flow generator)."""
     B, D, V, n, _ = U.shape
-    total = B * D * V
-    for c in prange(nchunk):
-        prod = np.empty((n, n), dtype=np.complex128)
-        tmp = np.empty((n, n), dtype=np.complex128)
-        for idx in range(c * total // nchunk, (c + 1) * total // nchunk):
-            b = idx // (D * V)
-            mu = (idx // V) % D
-            s = idx % V
-            _staple_sum_into(U[b], fwd, bwd, steps, lengths, terms, mu_start[mu], mu_start[mu + 1], weights, s, C[b, mu, s], prod, tmp)
-            _mul_adj(C[b, mu, s], U[b, mu, s], tmp)
-            _project_algebra_into(tmp, 1.0, X[b, mu, s])
+    prod = np.empty((n, n), dtype=np.complex128)
+    tmp = np.empty((n, n), dtype=np.complex128)
+    for idx in range(i0, i1):
+        b = idx // (D * V)
+        mu = (idx // V) % D
+        s = idx % V
+        _staple_sum_into(U[b], fwd, bwd, steps, lengths, terms, mu_start[mu], mu_start[mu + 1], weights, s, C[b, mu, s], prod, tmp)
+        _mul_adj(C[b, mu, s], U[b, mu, s], tmp)
+        _project_algebra_into(tmp, 1.0, X[b, mu, s])
 
 
 @njit(parallel=True, cache=True)
-def _exp_mul_kernel(X, U, nchunk, out):
+def _generator_parallel(U, fwd, bwd, steps, lengths, terms, mu_start, weights, C, X, nchunk):
+    total = U.shape[0] * U.shape[1] * U.shape[2]
+    for c in prange(nchunk):
+        _generator_range(U, fwd, bwd, steps, lengths, terms, mu_start, weights, C, X, c * total // nchunk, (c + 1) * total // nchunk)
+
+
+@njit(cache=True)
+def _exp_mul_range(X, U, out, i0, i1):
     """out = exp(X) U, link by link."""
     B, D, V, n, _ = U.shape
-    total = B * D * V
-    for c in prange(nchunk):
-        E = np.empty((n, n), dtype=np.complex128)
-        s1 = np.empty((n, n), dtype=np.complex128)
-        s2 = np.empty((n, n), dtype=np.complex128)
-        for idx in range(c * total // nchunk, (c + 1) * total // nchunk):
-            b = idx // (D * V)
-            mu = (idx // V) % D
-            s = idx % V
-            _expm_into(X[b, mu, s], E, s1, s2)
-            _mul(E, U[b, mu, s], out[b, mu, s])
+    E = np.empty((n, n), dtype=np.complex128)
+    s1 = np.empty((n, n), dtype=np.complex128)
+    s2 = np.empty((n, n), dtype=np.complex128)
+    for idx in range(i0, i1):
+        b = idx // (D * V)
+        mu = (idx // V) % D
+        s = idx % V
+        _expm_into(X[b, mu, s], E, s1, s2)
+        _mul(E, U[b, mu, s], out[b, mu, s])
 
 
 @njit(parallel=True, cache=True)
-def _stout_backward_local(U, C, X, Gout, nchunk, G, GC):
+def _exp_mul_parallel(X, U, out, nchunk):
+    total = U.shape[0] * U.shape[1] * U.shape[2]
+    for c in prange(nchunk):
+        _exp_mul_range(X, U, out, c * total // nchunk, (c + 1) * total // nchunk)
+
+
+@njit(cache=True)
+def _backward_local_range(U, C, X, Gout, G, GC, i0, i1):
     """Per link: Lambda = TA(dexp_X^*(G' U^+)), GC = Lambda U (gradient w.r.t. C), G = E^+ G' - Lambda C."""
     B, D, V, n, _ = U.shape
-    total = B * D * V
-    for c in prange(nchunk):
-        E = np.empty((n, n), dtype=np.complex128)
-        M = np.empty((n, n), dtype=np.complex128)
-        lam = np.empty((n, n), dtype=np.complex128)
-        tmp = np.empty((n, n), dtype=np.complex128)
-        s1 = np.empty((n, n), dtype=np.complex128)
-        s2 = np.empty((n, n), dtype=np.complex128)
-        s3 = np.empty((n, n), dtype=np.complex128)
-        s4 = np.empty((n, n), dtype=np.complex128)
-        big = np.empty((4, 2 * n, 2 * n), dtype=np.complex128)
-        for idx in range(c * total // nchunk, (c + 1) * total // nchunk):
-            b = idx // (D * V)
-            mu = (idx // V) % D
-            s = idx % V
-            _expm_into(X[b, mu, s], E, s1, s2)
-            _mul_adj(Gout[b, mu, s], U[b, mu, s], M)
-            _dexp_adjoint_ta_into(X[b, mu, s], M, E, lam, s1, s2, s3, s4, big)
-            _mul(lam, U[b, mu, s], GC[b, mu, s])
-            _adj_mul(E, Gout[b, mu, s], G[b, mu, s])
-            _mul(lam, C[b, mu, s], tmp)
-            for i in range(n):
-                for j in range(n):
-                    G[b, mu, s, i, j] -= tmp[i, j]
+    E = np.empty((n, n), dtype=np.complex128)
+    M = np.empty((n, n), dtype=np.complex128)
+    lam = np.empty((n, n), dtype=np.complex128)
+    tmp = np.empty((n, n), dtype=np.complex128)
+    s1 = np.empty((n, n), dtype=np.complex128)
+    s2 = np.empty((n, n), dtype=np.complex128)
+    s3 = np.empty((n, n), dtype=np.complex128)
+    s4 = np.empty((n, n), dtype=np.complex128)
+    big = np.empty((4, 2 * n, 2 * n), dtype=np.complex128)
+    for idx in range(i0, i1):
+        b = idx // (D * V)
+        mu = (idx // V) % D
+        s = idx % V
+        _expm_into(X[b, mu, s], E, s1, s2)
+        _mul_adj(Gout[b, mu, s], U[b, mu, s], M)
+        _dexp_adjoint_ta_into(X[b, mu, s], M, E, lam, s1, s2, s3, s4, big)
+        _mul(lam, U[b, mu, s], GC[b, mu, s])
+        _adj_mul(E, Gout[b, mu, s], G[b, mu, s])
+        _mul(lam, C[b, mu, s], tmp)
+        for i in range(n):
+            for j in range(n):
+                G[b, mu, s, i, j] -= tmp[i, j]
 
 
 @njit(parallel=True, cache=True)
-def _gather_kernel(U, fwd, bwd, steps, terms, path_mu, occ_start, occ_path, occ_step, lengths, weights, GC, nchunk, G):
+def _backward_local_parallel(U, C, X, Gout, G, GC, nchunk):
+    total = U.shape[0] * U.shape[1] * U.shape[2]
+    for c in prange(nchunk):
+        _backward_local_range(U, C, X, Gout, G, GC, c * total // nchunk, (c + 1) * total // nchunk)
+
+
+@njit(cache=True)
+def _gather_range(U, fwd, bwd, steps, terms, path_mu, occ_start, occ_path, occ_step, lengths, weights, GC, G, i0, i1):
     """G[b, d, y] += the pull-back of GC through every weighted staple path that contains link (d, y).
 
     For a path p from x (direction mu) whose step k is the link L (= U_d(y) or U_d(y)^+) with
@@ -652,144 +691,182 @@ def _gather_kernel(U, fwd, bwd, steps, terms, path_mu, occ_start, occ_path, occ_
     forwards to its end (building B).
     """
     B_, D, V, n, _ = U.shape
-    total = B_ * D * V
-    for c in prange(nchunk):
-        A = np.empty((n, n), dtype=np.complex128)
-        Bm = np.empty((n, n), dtype=np.complex128)
-        tmp = np.empty((n, n), dtype=np.complex128)
-        K = np.empty((n, n), dtype=np.complex128)
-        for idx in range(c * total // nchunk, (c + 1) * total // nchunk):
-            b = idx // (D * V)
-            d = (idx // V) % D
-            y = idx % V
-            Ub = U[b]
-            for e in range(occ_start[d], occ_start[d + 1]):
-                p = occ_path[e]
-                w = weights[terms[p]]
-                if w == 0.0:
-                    continue
-                k = occ_step[e]
-                st = steps[p, k]
-                if st > 0:
-                    before = y
-                    after = fwd[y, d]
-                else:
-                    before = fwd[y, d]
-                    after = y
-                # prefix A = L_0 ... L_{k-1}, walking back from `before`
-                pos = before
-                a_id = True
-                for j in range(k - 1, -1, -1):
-                    sj = steps[p, j]
-                    dj = abs(sj) - 1
-                    if sj > 0:
-                        prev = bwd[pos, dj]
-                        if a_id:
-                            _copy_into(Ub[dj, prev], A, False)
-                        else:
-                            _mul(Ub[dj, prev], A, tmp)
-                            _copy_into(tmp, A, False)
+    A = np.empty((n, n), dtype=np.complex128)
+    Bm = np.empty((n, n), dtype=np.complex128)
+    tmp = np.empty((n, n), dtype=np.complex128)
+    K = np.empty((n, n), dtype=np.complex128)
+    for idx in range(i0, i1):
+        b = idx // (D * V)
+        d = (idx // V) % D
+        y = idx % V
+        Ub = U[b]
+        for e in range(occ_start[d], occ_start[d + 1]):
+            p = occ_path[e]
+            w = weights[terms[p]]
+            if w == 0.0:
+                continue
+            k = occ_step[e]
+            st = steps[p, k]
+            if st > 0:
+                before = y
+                after = fwd[y, d]
+            else:
+                before = fwd[y, d]
+                after = y
+            # prefix A = L_0 ... L_{k-1}, walking back from `before`
+            pos = before
+            a_id = True
+            for j in range(k - 1, -1, -1):
+                sj = steps[p, j]
+                dj = abs(sj) - 1
+                if sj > 0:
+                    prev = bwd[pos, dj]
+                    if a_id:
+                        _copy_into(Ub[dj, prev], A, False)
                     else:
-                        prev = fwd[pos, dj]
-                        if a_id:
-                            _copy_into(Ub[dj, pos], A, True)
-                        else:
-                            _adj_mul(Ub[dj, pos], A, tmp)
-                            _copy_into(tmp, A, False)
-                    a_id = False
-                    pos = prev
-                x = pos
-                # suffix B = L_{k+1} ... L_{len-1}, walking forward from `after`
-                pos = after
-                b_id = True
-                for j in range(k + 1, lengths[p]):
-                    sj = steps[p, j]
-                    dj = abs(sj) - 1
-                    if sj > 0:
-                        if b_id:
-                            _copy_into(Ub[dj, pos], Bm, False)
-                        else:
-                            _mul(Bm, Ub[dj, pos], tmp)
-                            _copy_into(tmp, Bm, False)
-                        pos = fwd[pos, dj]
+                        _mul(Ub[dj, prev], A, tmp)
+                        _copy_into(tmp, A, False)
+                else:
+                    prev = fwd[pos, dj]
+                    if a_id:
+                        _copy_into(Ub[dj, pos], A, True)
                     else:
-                        pos = bwd[pos, dj]
-                        if b_id:
-                            _copy_into(Ub[dj, pos], Bm, True)
-                        else:
-                            _mul_adj(Bm, Ub[dj, pos], tmp)
-                            _copy_into(tmp, Bm, False)
-                    b_id = False
-                # K = A^+ GC B^+ (the gradient w.r.t. L)
-                gc = GC[b, path_mu[p], x]
-                if a_id:
-                    _copy_into(gc, tmp, False)
+                        _adj_mul(Ub[dj, pos], A, tmp)
+                        _copy_into(tmp, A, False)
+                a_id = False
+                pos = prev
+            x = pos
+            # suffix B = L_{k+1} ... L_{len-1}, walking forward from `after`
+            pos = after
+            b_id = True
+            for j in range(k + 1, lengths[p]):
+                sj = steps[p, j]
+                dj = abs(sj) - 1
+                if sj > 0:
+                    if b_id:
+                        _copy_into(Ub[dj, pos], Bm, False)
+                    else:
+                        _mul(Bm, Ub[dj, pos], tmp)
+                        _copy_into(tmp, Bm, False)
+                    pos = fwd[pos, dj]
                 else:
-                    _adj_mul(A, gc, tmp)
-                if b_id:
-                    _copy_into(tmp, K, False)
-                else:
-                    _mul_adj(tmp, Bm, K)
-                g = G[b, d, y]
-                if st > 0:
-                    for i in range(n):
-                        for jj in range(n):
-                            g[i, jj] += w * K[i, jj]
-                else:  # L = U^+: the gradient w.r.t. U is K^+
-                    for i in range(n):
-                        for jj in range(n):
-                            g[i, jj] += w * K[jj, i].conjugate()
+                    pos = bwd[pos, dj]
+                    if b_id:
+                        _copy_into(Ub[dj, pos], Bm, True)
+                    else:
+                        _mul_adj(Bm, Ub[dj, pos], tmp)
+                        _copy_into(tmp, Bm, False)
+                b_id = False
+            # K = A^+ GC B^+ (the gradient w.r.t. L)
+            gc = GC[b, path_mu[p], x]
+            if a_id:
+                _copy_into(gc, tmp, False)
+            else:
+                _adj_mul(A, gc, tmp)
+            if b_id:
+                _copy_into(tmp, K, False)
+            else:
+                _mul_adj(tmp, Bm, K)
+            g = G[b, d, y]
+            if st > 0:
+                for i in range(n):
+                    for jj in range(n):
+                        g[i, jj] += w * K[i, jj]
+            else:  # L = U^+: the gradient w.r.t. U is K^+
+                for i in range(n):
+                    for jj in range(n):
+                        g[i, jj] += w * K[jj, i].conjugate()
 
 
 @njit(parallel=True, cache=True)
-def _term_overlaps_kernel(U, fwd, bwd, steps, lengths, terms, mu_start, GC, n_terms, nchunk, out):
-    """out[k] = sum_{b, mu, s} Re tr(GC[b, mu, s]^+ C^(k)_mu(s)) (the gradients with respect to the weights)."""
+def _gather_parallel(U, fwd, bwd, steps, terms, path_mu, occ_start, occ_path, occ_step, lengths, weights, GC, G, nchunk):
+    total = U.shape[0] * U.shape[1] * U.shape[2]
+    for c in prange(nchunk):
+        _gather_range(U, fwd, bwd, steps, terms, path_mu, occ_start, occ_path, occ_step, lengths, weights, GC, G, c * total // nchunk, (c + 1) * total // nchunk)
+
+
+@njit(cache=True)
+def _term_overlaps_range(U, fwd, bwd, steps, lengths, terms, mu_start, GC, out, i0, i1):
+    """out[k] += sum_{b, mu, s} Re tr(GC[b, mu, s]^+ C^(k)_mu(s)) (the gradients with respect to the weights)."""
     B, D, V, n, _ = U.shape
-    total = B * D * V
-    partial = np.zeros((nchunk, n_terms))
-    for c in prange(nchunk):
-        prod = np.empty((n, n), dtype=np.complex128)
-        tmp = np.empty((n, n), dtype=np.complex128)
-        for idx in range(c * total // nchunk, (c + 1) * total // nchunk):
-            b = idx // (D * V)
-            mu = (idx // V) % D
-            s = idx % V
-            for p in range(mu_start[mu], mu_start[mu + 1]):
-                _path_product_into(U[b], fwd, bwd, steps[p], lengths[p], s, prod, tmp)
-                partial[c, terms[p]] += _re_tr_mul_adj(prod, GC[b, mu, s])
-    for k in range(n_terms):
-        out[k] = partial[:, k].sum()
+    prod = np.empty((n, n), dtype=np.complex128)
+    tmp = np.empty((n, n), dtype=np.complex128)
+    for idx in range(i0, i1):
+        b = idx // (D * V)
+        mu = (idx // V) % D
+        s = idx % V
+        for p in range(mu_start[mu], mu_start[mu + 1]):
+            _path_product_into(U[b], fwd, bwd, steps[p], lengths[p], s, prod, tmp)
+            out[terms[p]] += _re_tr_mul_adj(prod, GC[b, mu, s])
 
 
 @njit(parallel=True, cache=True)
-def _force_kernel(G, U, scale, nchunk, out):
+def _term_overlaps_parallel(U, fwd, bwd, steps, lengths, terms, mu_start, GC, partial, nchunk):
+    total = U.shape[0] * U.shape[1] * U.shape[2]
+    for c in prange(nchunk):
+        _term_overlaps_range(U, fwd, bwd, steps, lengths, terms, mu_start, GC, partial[c], c * total // nchunk, (c + 1) * total // nchunk)
+
+
+@njit(cache=True)
+def _force_range(G, U, scale, out, i0, i1):
     """out = scale * TA(G U^+) per link (for N = 1 the anti-Hermitian part)."""
     B, D, V, n, _ = U.shape
-    total = B * D * V
-    for c in prange(nchunk):
-        tmp = np.empty((n, n), dtype=np.complex128)
-        for idx in range(c * total // nchunk, (c + 1) * total // nchunk):
-            b = idx // (D * V)
-            mu = (idx // V) % D
-            s = idx % V
-            _mul_adj(G[b, mu, s], U[b, mu, s], tmp)
-            _project_algebra_into(tmp, scale, out[b, mu, s])
+    tmp = np.empty((n, n), dtype=np.complex128)
+    for idx in range(i0, i1):
+        b = idx // (D * V)
+        mu = (idx // V) % D
+        s = idx % V
+        _mul_adj(G[b, mu, s], U[b, mu, s], tmp)
+        _project_algebra_into(tmp, scale, out[b, mu, s])
 
 
 @njit(parallel=True, cache=True)
-def _re_trace_overlap_kernel(U, C, nchunk, out):
-    """out[b] = sum_{mu, s} Re tr(U C^+)."""
-    B, D, V, n, _ = U.shape
-    total = B * D * V
-    partial = np.zeros((nchunk, B))
+def _force_parallel(G, U, scale, out, nchunk):
+    total = U.shape[0] * U.shape[1] * U.shape[2]
     for c in prange(nchunk):
-        for idx in range(c * total // nchunk, (c + 1) * total // nchunk):
-            b = idx // (D * V)
-            mu = (idx // V) % D
-            s = idx % V
-            partial[c, b] += _re_tr_mul_adj(U[b, mu, s], C[b, mu, s])
-    for b in range(B):
-        out[b] = partial[:, b].sum()
+        _force_range(G, U, scale, out, c * total // nchunk, (c + 1) * total // nchunk)
+
+
+@njit(cache=True)
+def _re_trace_overlap_range(U, C, out, i0, i1):
+    """out[b] += sum_{mu, s} Re tr(U C^+) over the links of the range."""
+    B, D, V, n, _ = U.shape
+    for idx in range(i0, i1):
+        b = idx // (D * V)
+        mu = (idx // V) % D
+        s = idx % V
+        out[b] += _re_tr_mul_adj(U[b, mu, s], C[b, mu, s])
+
+
+@njit(parallel=True, cache=True)
+def _re_trace_overlap_parallel(U, C, partial, nchunk):
+    total = U.shape[0] * U.shape[1] * U.shape[2]
+    for c in prange(nchunk):
+        _re_trace_overlap_range(U, C, partial[c], c * total // nchunk, (c + 1) * total // nchunk)
+
+
+def _run(serial, parallel, total, *args):
+    """Call ``serial(*args, 0, total)`` or ``parallel(*args, nchunk)`` (see _PARALLEL_MIN_LINKS)."""
+    if _parallel(total):
+        parallel(*args, _n_chunks(total))
+    else:
+        serial(*args, 0, total)
+
+
+def _run_sum(serial, parallel, total, *args, width):
+    """Like :func:`_run` for kernels that accumulate into a length-``width`` vector; returns the sums."""
+    if _parallel(total):
+        nchunk = _n_chunks(total)
+        partial = np.zeros((nchunk, width))
+        parallel(*args, partial, nchunk)
+        return partial.sum(axis=0)
+    out = np.zeros(width)
+    serial(*args, out, 0, total)
+    return out
+
+
+def _total(flat) -> int:
+    return flat.shape[0] * flat.shape[1] * flat.shape[2]
 
 
 # ============================================================================ input handling
@@ -904,7 +981,7 @@ def _staples(flat, shape, terms, weights):
     P = _path_tables(terms, shape)
     fwd, bwd = neighbour_table(shape)
     out = np.empty_like(flat)
-    _staple_sums_kernel(flat, fwd, bwd, P.steps, P.length, P.term, P.mu_start, weights, _n_chunks(flat.shape[0] * flat.shape[1] * flat.shape[2]), out)
+    _run(_staple_sums_range, _staple_sums_parallel, _total(flat), flat, fwd, bwd, P.steps, P.length, P.term, P.mu_start, weights, out)
     return out
 
 
@@ -914,13 +991,13 @@ def _generator(flat, shape, terms, weights):
     fwd, bwd = neighbour_table(shape)
     C = np.empty_like(flat)
     X = np.empty_like(flat)
-    _generator_kernel(flat, fwd, bwd, P.steps, P.length, P.term, P.mu_start, weights, _n_chunks(flat.shape[0] * flat.shape[1] * flat.shape[2]), C, X)
+    _run(_generator_range, _generator_parallel, _total(flat), flat, fwd, bwd, P.steps, P.length, P.term, P.mu_start, weights, C, X)
     return C, X
 
 
 def _exp_mul(X, flat):
     out = np.empty_like(flat)
-    _exp_mul_kernel(X, flat, _n_chunks(flat.shape[0] * flat.shape[1] * flat.shape[2]), out)
+    _run(_exp_mul_range, _exp_mul_parallel, _total(flat), np.ascontiguousarray(X), flat, out)
     return out
 
 
@@ -959,15 +1036,14 @@ def stout_backward(G_out: np.ndarray, res: StoutResiduals, *, want_rho: bool = T
     G_out = np.ascontiguousarray(G_out, dtype=np.complex128)
     P = _path_tables(res.terms, res.shape)
     fwd, bwd = neighbour_table(res.shape)
-    nchunk = _n_chunks(U.shape[0] * U.shape[1] * U.shape[2])
+    total = _total(U)
     G = np.empty_like(U)
     GC = np.empty_like(U)
-    _stout_backward_local(U, res.C, res.X, G_out, nchunk, G, GC)
-    _gather_kernel(U, fwd, bwd, P.steps, P.term, P.mu, P.occ_start, P.occ_path, P.occ_step, P.length, res.rho, GC, nchunk, G)
+    _run(_backward_local_range, _backward_local_parallel, total, U, res.C, res.X, G_out, G, GC)
+    _run(_gather_range, _gather_parallel, total, U, fwd, bwd, P.steps, P.term, P.mu, P.occ_start, P.occ_path, P.occ_step, P.length, res.rho, GC, G)
     g_rho = None
     if want_rho:
-        g_rho = np.empty(len(res.terms))
-        _term_overlaps_kernel(U, fwd, bwd, P.steps, P.length, P.term, P.mu_start, GC, len(res.terms), nchunk, g_rho)
+        g_rho = _run_sum(_term_overlaps_range, _term_overlaps_parallel, total, U, fwd, bwd, P.steps, P.length, P.term, P.mu_start, GC, width=len(res.terms))
     return G, g_rho
 
 
@@ -990,11 +1066,9 @@ def _action_and_gradient(flat, shape, beta, c1, want_gradient):
     n_loops = {"plaquette": V * D * (D - 1) // 2, "rectangle": V * D * (D - 1)}
     S = np.zeros(flat.shape[0])
     G = np.zeros_like(flat) if want_gradient else None
-    nchunk = _n_chunks(flat.shape[0] * flat.shape[1] * flat.shape[2])
     for term, c in zip(terms, coef):
         C = _staples(flat, shape, (term,), np.ones(1))
-        overlap = np.empty(flat.shape[0])
-        _re_trace_overlap_kernel(flat, C, nchunk, overlap)
+        overlap = _run_sum(_re_trace_overlap_range, _re_trace_overlap_parallel, _total(flat), flat, C, width=flat.shape[0])
         # sum over loops of Re tr W = (sum_links Re tr U C^+) / (links per loop)
         S += beta * c * (n_loops[term] - overlap / (_LOOP_LENGTH[term] * N))
         if want_gradient:
@@ -1012,7 +1086,7 @@ def _check_beta(beta) -> float:
 def _force_flat(G, flat):
     """F = TA(G U^+)/2 in kernel form."""
     out = np.empty_like(flat)
-    _force_kernel(np.ascontiguousarray(G), flat, 0.5, _n_chunks(flat.shape[0] * flat.shape[1] * flat.shape[2]), out)
+    _run(_force_range, _force_parallel, _total(flat), np.ascontiguousarray(G), flat, 0.5, out)
     return out
 
 
@@ -1312,9 +1386,8 @@ def _energies(links: _Links, flat):
     n_planes = D * (D - 1) // 2
     N = flat.shape[-1]
     V = int(np.prod(links.shape))
-    overlap = np.empty(flat.shape[0])
     C = _staples(flat, links.shape, ("plaquette",), np.ones(1))
-    _re_trace_overlap_kernel(flat, C, _n_chunks(flat.shape[0] * flat.shape[1] * flat.shape[2]), overlap)
+    overlap = _run_sum(_re_trace_overlap_range, _re_trace_overlap_parallel, _total(flat), flat, C, width=flat.shape[0])
     mean_re_tr = overlap / (4.0 * V * n_planes)  # <Re tr U_P> over planes and sites
     if links.u1:
         # U(1): E = sum_{mu<nu} (1 - cos theta_P) = (1/4) F^2 in the continuum (no trace normalisation)

@@ -557,3 +557,23 @@ def test_bad_input_is_explained(rng):
         sm.stout(np.ones(U.shape, dtype=bool), rho=0.1)
     with pytest.raises(ValueError, match="clover"):
         sm.energy_density(u1.hot_start(rng, (3, 3)), definition="clover")
+
+
+def test_parallel_and_serial_kernels_agree(rng, monkeypatch):
+    """Large fields run the parallel drivers, small ones the serial range kernels: same numbers."""
+    U = sun.hot_start(rng, (2, 3, 2, 2), 3, batch=2)
+    terms, rho = ("plaquette", "rectangle", "polyakov_time"), np.array([[0.1, -0.02, 0.05], [0.07, 0.01, 0.0]])
+
+    def everything():
+        Ut = ad.Tensor(U, requires_grad=True)
+        rt = ad.Tensor(rho[0], requires_grad=True)
+        S = sm.gauge_action_op(sm.stout_op(Ut, rt, terms=terms, batched=True), beta=2.0, c1=-0.1, batched=True)
+        ad.sum(S).backward()
+        flow = sm.wilson_flow(U, t_max=0.1, step_size=0.05, batched=True)
+        return [S.value, Ut.grad, rt.grad, sm.smeared_force(U, rho=rho, terms=terms, beta=1.0, batched=True), flow.energy_plaquette, flow.links]
+
+    serial = everything()
+    monkeypatch.setattr(sm, "_PARALLEL_MIN_LINKS", 0)
+    parallel = everything()
+    for a, b in zip(serial, parallel):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
