@@ -151,6 +151,10 @@ def test_coupling_falls_back_to_the_reference_for_other_nets_and_checks_channels
     np.testing.assert_array_equal(y.value, ref.value)
     back, _ = layer.inverse(y.value)
     np.testing.assert_allclose(back, x, atol=1e-12)
+    mixed = nn.Sequential(nn.Conv(1, 4, 3, rng=rng), nn.LeakyReLU(), nn.Conv(4, 2, 5, rng=rng))  # two kernel sizes
+    layer2 = AffineCoupling(mixed, flows.checkerboard_mask(SHAPE, 1))
+    assert layer2._convs is None
+    np.testing.assert_array_equal(layer2(x)[0].value, layer2.reference_forward(x)[0].value)
     with pytest.raises(ValueError, match="1 channel to 2"):
         AffineCoupling(nn.conv_net([1, 4, 3], rng=rng), flows.checkerboard_mask(SHAPE, 0))
     with pytest.raises(ValueError, match="shape"):

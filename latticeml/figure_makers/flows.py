@@ -261,7 +261,7 @@ def figure_action_scatter(flow: Flow, theory: Phi4, *, rng: np.random.Generator,
 def figure_magnetization(chains: Chains, flow_samples: np.ndarray) -> Figure:
     """Histograms of M: raw flow samples (biased), flow-MCMC and HMC (both exact)."""
     fig, (ax,) = _new_figure()
-    bins = np.linspace(-0.8, 0.8, 41)
+    bins = np.linspace(-0.4, 0.4, 41)
     M_flow = flow_samples.reshape(len(flow_samples), -1).mean(axis=1)
     ax.hist(M_flow, bins=bins, density=True, histtype="step", color=_COLORS["flow samples"], label="flow samples (unweighted)")
     for m in ("flow-MCMC", "HMC"):

@@ -199,8 +199,8 @@ def _fused_layout(net):
                 layout[-1] = ["tanh", 0.0]
         else:
             return None
-    if not convs:
-        return None
+    if not convs or len({c.weight.shape[2:] for c in convs}) != 1:
+        return None  # the fused op shares one neighbour table: one kernel shape for every conv
     return convs, tuple((kind, float(slope)) for kind, slope in layout)
 
 
