@@ -488,3 +488,25 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
     assert main(["flow", "sample", str(tmp_path / "missing.npz")]) == 2
     err = capsys.readouterr().err
     assert "no such file" in err and "Traceback" not in err
+
+
+def test_cli_training_stops_cleanly_on_sigterm(tmp_path, capsys):
+    """`kill PID` (SIGTERM) stops a background training like Ctrl-C: checkpoint at the last complete step."""
+    import os
+    import signal
+    import threading
+
+    model = str(tmp_path / "m.npz")
+    before = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(1.5, os.kill, args=(os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        code = main(["flow", "train", "phi4", "--shape", "4,4", "--m2", "-2", "--lam", "3", "--steps", "10000000",
+                     "--batch", "8", "--layers", "2", "--hidden", "2", "--out", model, "--quiet", "--checkpoint-every", "1000000"])
+    finally:
+        timer.cancel()
+    assert code == 130
+    assert "checkpoint written" in capsys.readouterr().err
+    ck = io.load_checkpoint(tmp_path / "m.ckpt.npz")
+    assert ck.step > 0 and len(ck.records["loss"]) == ck.step
+    assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back

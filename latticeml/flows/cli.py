@@ -6,14 +6,16 @@
 
 ``train`` writes the model (``.npz``: parameters, architecture and the theory it was trained for)
 and, next to it, a checkpoint ``NAME.ckpt.npz`` that ``--resume`` continues bit for bit (also after
-Ctrl-C). ``sample`` runs the independence Metropolis chain with the model as proposal and prints
+Ctrl-C or ``kill PID``: both write the checkpoint at the last complete step). ``sample`` runs the independence Metropolis chain with the model as proposal and prints
 the acceptance, the ESS of the proposals (with the sample size it was computed on) and the phi^4
 observables with Gamma-method errors, under the same keys as ``latticeml sample``.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import signal
+import threading
 
 import numpy as np
 
@@ -48,6 +50,27 @@ def _model_metadata(theory, args, history) -> dict:
     }
 
 
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c():
+    """``kill PID`` stops a training like Ctrl-C: the checkpoint is written at the last complete step.
+
+    (A job started in the background by a non-interactive shell, e.g. with ``nohup ... &``, ignores
+    SIGINT, so SIGTERM is the way to stop it.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _cmd_train(args) -> int:
     from .. import io
     from ..cli import _parse_shape
@@ -72,7 +95,8 @@ def _cmd_train(args) -> int:
         args.batch, args.lr = settings.get("batch_size"), settings.get("lr")
         args.seed = None  # the generator state comes from the checkpoint
         try:
-            result = resume_training(args.resume, steps=args.steps, checkpoint_every=args.checkpoint_every, progress=progress)
+            with _sigterm_as_ctrl_c():
+                result = resume_training(args.resume, steps=args.steps, checkpoint_every=args.checkpoint_every, progress=progress)
         except ValueError as exc:
             raise UserError(str(exc)) from None
         checkpoint = args.resume  # the resumed run keeps writing to the file it came from
@@ -90,10 +114,11 @@ def _cmd_train(args) -> int:
             flow = phi4_flow(shape, n_layers=args.layers, hidden=hidden, kernel_size=args.kernel, rng=np.random.default_rng([args.seed, 0]))
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        result = train(
-            flow, theory, steps=args.steps, batch_size=args.batch, lr=args.lr, rng=np.random.default_rng([args.seed, 1]),
-            checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, progress=progress,
-        )
+        with _sigterm_as_ctrl_c():
+            result = train(
+                flow, theory, steps=args.steps, batch_size=args.batch, lr=args.lr, rng=np.random.default_rng([args.seed, 1]),
+                checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, progress=progress,
+            )
     meta = _model_metadata(result.theory, args, result.history)
     save_flow(args.out, result.flow, metadata=meta)
     final = meta["training"]["final"]
