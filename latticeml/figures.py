@@ -29,6 +29,7 @@ FIGURE_MODULES: list[str] = [
     "latticeml.figure_makers.symmetries",
     "latticeml.figure_makers.u1_topology",
     "latticeml.figure_makers.flows",
+    "latticeml.figure_makers.smearing",
 ]
 
 
