@@ -15,6 +15,9 @@ default      time per training step (ms), single thread everywhere: latticeml (f
              latticeml with the engine's reference layers, torch float64, torch float32.
              Implementations are timed in interleaved rounds (median over rounds), because the
              machine is shared and its load drifts.
+--compare M  flow-MCMC with the model file M against HMC (trajectory length 1, 10 leapfrog steps)
+             and checkerboard Metropolis (width 1.0) on the same target: acceptance, time per step,
+             observables with Gamma-method errors, tau_int (32768 proposals, 20000 trajectories/sweeps).
 --quality N  train for N steps from --seed and report the tutorial's quality measures:
              ESS per configuration of the batch of 64 (mean over the last 100 steps, as the
              tutorial prints it), ESS of 8192 fresh samples, and an 8192-step flow-MCMC chain
@@ -22,6 +25,7 @@ default      time per training step (ms), single thread everywhere: latticeml (f
 
 Run:  NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_flows.py [--rounds 5]
       .venv/bin/python benchmarks/bench_flows.py --quality 2500 --impl latticeml --seed 0
+      .venv/bin/python benchmarks/bench_flows.py --compare lectures/03_phi4_flow_pretrained.npz
 """
 
 from __future__ import annotations
@@ -248,6 +252,37 @@ def quality(steps: int, impl: str, seed: int, out) -> dict:
     return result
 
 
+def compare(model: str) -> None:
+    from latticeml.flows import load_flow
+    from latticeml.flows.target import one_numba_thread
+    from latticeml.samplers import hmc, metropolis, run_chain
+
+    flow = load_flow(model)
+    theory = Phi4(flow.shape, m2=flow.metadata["theory_params"]["m2"], lam=flow.metadata["theory_params"]["lam"])
+    t0 = time.perf_counter()
+    chain = flow_mcmc(flow, theory, np.random.default_rng(11), n_steps=32768, batch_size=1024, keep_fields=False)
+    t1 = time.perf_counter()
+    with one_numba_thread():
+        h = run_chain(hmc.sampler(theory, step_size=0.1, n_steps=10), theory.cold_start(), np.random.default_rng(12),
+                      n_measure=20000, n_therm=500, progress=False)
+        t2 = time.perf_counter()
+        m = run_chain(metropolis.sampler(theory, step_size=1.0), theory.cold_start(), np.random.default_rng(13),
+                      n_measure=20000, n_therm=500, progress=False)
+        t3 = time.perf_counter()
+    keys = ("abs_magnetization", "susceptibility", "action_density")
+    print(f"{model}: {theory}, load average {os.getloadavg()[0]:.1f}\n")
+    print("| algorithm | acceptance | ms / step | " + " | ".join(keys) + " | tau_int(abs M) [steps] |")
+    print("|---|---|---|" + "---|" * len(keys) + "---|")
+    rows = [("flow-MCMC", chain.records, chain.acceptance, (t1 - t0) / 32768),
+            ("HMC", h.records, h.acceptance.mean(), (t2 - t1) / 20500),
+            ("Metropolis", m.records, m.acceptance.mean(), (t3 - t2) / 20500)]
+    for name, rec, acc, sec in rows:
+        g = {k: gamma_method(rec[k]) for k in keys}
+        cells = " | ".join(f"{g[k].value:.4f} +- {g[k].error:.4f}" for k in keys)
+        tau = g["abs_magnetization"]
+        print(f"| {name} | {acc:.3f} | {1e3 * sec:.2f} | {cells} | {tau.tau_int:.2f} +- {tau.tau_int_error:.2f} |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5)")
@@ -256,8 +291,11 @@ def main(argv=None):
     ap.add_argument("--impl", choices=["latticeml", "torch"], default="latticeml", help="implementation for --quality")
     ap.add_argument("--seed", type=int, default=0, help="seed for --quality (default 0)")
     ap.add_argument("--out", help="also write the --quality result as JSON to this file")
+    ap.add_argument("--compare", metavar="MODEL", help="flow-MCMC with MODEL vs HMC vs Metropolis")
     args = ap.parse_args(argv)
-    if args.quality:
+    if args.compare:
+        compare(args.compare)
+    elif args.quality:
         quality(args.quality, args.impl, args.seed, args.out)
     else:
         timing(args.rounds, args.steps_per_round)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from latticeml import flows, io
-from latticeml.autodiff import Tensor, check_grads, nn, optim
+from latticeml.autodiff import Tensor, check_grads, nn
 from latticeml.cli import main
 from latticeml.flows import mcmc
 from latticeml.flows import training as train_mod

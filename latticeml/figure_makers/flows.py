@@ -71,7 +71,7 @@ __all__ = [
 ]
 
 SHAPE, M2, LAM = (8, 8), -4.0, 8.0
-SEED = 2021
+SEED = 1  # the 2500-step training of this seed ends near the median over seeds (benchmarks/RESULTS.md)
 HMC_SETTINGS = {"step_size": 0.1, "n_steps": 10}  # trajectory length 1, acceptance ~0.9 at this point
 METROPOLIS_STEP = 1.0  # proposal width, acceptance ~0.5
 
