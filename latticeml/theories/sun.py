@@ -61,6 +61,7 @@ from .._linalg import (
     traceless_antihermitian_into,
 )
 from ..lattice import check_shape, neighbour_table
+from . import _threads_for
 from .u1 import _planes_array, planes
 
 __all__ = [
@@ -74,6 +75,9 @@ __all__ = [
     "hot_start",
     "cold_start",
 ]
+
+
+PARALLEL_MIN_SITES = 64  # sites (B * V) below which the kernels run on one thread (measured crossover 32-64)
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -143,6 +147,29 @@ def staple_into(U, fwd, bwd, mu, s, out, work):
         add_into(work[1], out)
 
 
+# The prange drivers below stay small and call plain @njit functions for the work of one site,
+# link or row: Numba's parallel passes analyse a big inlined loop body slowly (minutes of compile
+# time), while a call costs nothing next to the work of a site.
+
+
+@njit(cache=True)
+def _plaquettes_at(U, fwd, plane_list, s, field, store, w0, w1):
+    """Sum over planes of Re tr U_P(x) / N at site s of one configuration U (D, V, N, N); field (P, V) if store."""
+    N = U.shape[-1]
+    acc = 0.0
+    for p in range(plane_list.shape[0]):
+        mu = plane_list[p, 0]
+        nu = plane_list[p, 1]
+        # Re tr(U_mu(x) U_nu(x+mu) [U_nu(x) U_mu(x+nu)]^+)
+        mat_mul(U[mu, s], U[nu, fwd[s, mu]], w0)
+        mat_mul(U[nu, s], U[mu, fwd[s, nu]], w1)
+        val = re_trace_mul_adj(w0, w1) / N
+        acc += val
+        if store:
+            field[p, s] = val
+    return acc
+
+
 @njit(parallel=True, cache=True)
 def _plaquette_generic(U, fwd, plane_list, nchunk, field, store, sums):
     """field[b, p, s] = Re tr U_P / N (if store) and sums[b] = its sum over p and s.
@@ -156,19 +183,20 @@ def _plaquette_generic(U, fwd, plane_list, nchunk, field, store, sums):
         w1 = np.empty((N, N), dtype=np.complex128)
         for idx in range(c * (B * V) // nchunk, (c + 1) * (B * V) // nchunk):
             b = idx // V
-            s = idx - b * V
-            for p in range(plane_list.shape[0]):
-                mu = plane_list[p, 0]
-                nu = plane_list[p, 1]
-                # Re tr(U_mu(x) U_nu(x+mu) [U_nu(x) U_mu(x+nu)]^+)
-                mat_mul(U[b, mu, s], U[b, nu, fwd[s, mu]], w0)
-                mat_mul(U[b, nu, s], U[b, mu, fwd[s, nu]], w1)
-                val = re_trace_mul_adj(w0, w1) / N
-                partial[c, b] += val
-                if store:
-                    field[b, p, s] = val
+            partial[c, b] += _plaquettes_at(U[b], fwd, plane_list, idx - b * V, field[b], store, w0, w1)
     for b in range(B):
         sums[b] = partial[:, b].sum()
+
+
+@njit(cache=True)
+def _staple_or_force_at(U, fwd, bwd, mu, s, scale, want_force, out, a, m, work):
+    """out = A_mu(s), or scale * TA(U_mu(s) A_mu(s)) if want_force, for one configuration U (D, V, N, N)."""
+    if want_force:
+        staple_into(U, fwd, bwd, mu, s, a, work)
+        mat_mul(U[mu, s], a, m)
+        traceless_antihermitian_into(m, scale, out)
+    else:
+        staple_into(U, fwd, bwd, mu, s, out, work)
 
 
 @njit(parallel=True, cache=True)
@@ -184,12 +212,7 @@ def _staples_generic(U, fwd, bwd, nchunk, scale, want_force, out):
             b = idx // (D * V)
             mu = (idx // V) % D
             s = idx % V
-            if want_force:
-                staple_into(U[b], fwd, bwd, mu, s, a, work)
-                mat_mul(U[b, mu, s], a, m)
-                traceless_antihermitian_into(m, scale, out[b, mu, s])
-            else:
-                staple_into(U[b], fwd, bwd, mu, s, out[b, mu, s], work)
+            _staple_or_force_at(U[b], fwd, bwd, mu, s, scale, want_force, out[b, mu, s], a, m, work)
 
 
 # ----------------------------------------------------------------------------- SU(3), vectorised over rows
@@ -202,9 +225,8 @@ def _staples_generic(U, fwd, bwd, nchunk, scale, want_force, out):
 # middle coordinates (direction d >= 1 is column d - 1).
 
 
-# The staple kernel accumulates a block of up to _BLOCK sites in (18, _BLOCK + 8) arrays. Their row
-# stride must be a compile-time constant: with a runtime stride LLVM cannot prove that the 18 rows
-# do not overlap and does not vectorise the site loop. The 8 extra columns keep the rows in
+# The staple kernel accumulates a block of up to _BLOCK sites in (18, _BLOCK + 8) arrays, whose row
+# stride must be a compile-time constant (see _su3_staples); the 8 extra columns keep the rows in
 # different L1 cache sets.
 _BLOCK = 64
 
@@ -227,7 +249,7 @@ def _slot(j, dj):
     return (j + dj + 1) % 3
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def _fill_slab(Uf, b, x0, ring_slot):
     """Transpose slab x0 of every U_mu into ring_slot (D, Rs, 18, L + 2), halo included."""
     D = ring_slot.shape[0]
@@ -255,12 +277,42 @@ def _chunk_slabs(c, per_b, L0):
     return b, k * L0 // per_b, (k + 1) * L0 // per_b
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def _su3_plaquette(Uf, fin, bin_, L0, L, per_b, field, store, sums):
-    """SU(3) version of _plaquette_generic on the (B, D, V, 18) float64 view of the links.
+@njit(fastmath=True, cache=True)
+def _su3_plaquette_row(ring, j, r, fin, bin_, tmp, field, store, s0):
+    """Sum of Re tr U_P over the planes and the L sites of row r of slab j; field (P, V) gets Re tr U_P / 3.
 
-    Flops per site and plane: 2 matrix products (2 x 198) + Re tr(A B^+) (35) = 431.
+    Flops per site and plane: 2 matrix products (2 x 198) + Re tr(A B^+) (18 mul + 17 add) = 431.
     """
+    D = ring.shape[1]
+    L = ring.shape[4] - 2
+    acc = 0.0
+    p = 0
+    for mu in range(D):
+        for nu in range(mu + 1, D):
+            A = ring[_slot(j, 0), mu, r]  # U_mu(x)
+            C = ring[_slot(j, 0), nu, r]  # U_nu(x)
+            dj1, r1, o1 = _step(0, r, 1, mu, 1, fin, bin_, D)
+            B1 = ring[_slot(j, dj1), nu, r1]  # U_nu(x+mu)
+            dj2, r2, o2 = _step(0, r, 1, nu, 1, fin, bin_, D)
+            C2 = ring[_slot(j, dj2), mu, r2]  # U_mu(x+nu)
+            o1, o2 = max(o1, 0), max(o2, 0)  # lets LLVM drop index wraparound (see _su3_staples_row)
+            for i in range(L):
+                tmp[i] = su3_re_trace_mul_adj(
+                    su3_mul(soa3_load(A, i + 1), soa3_load(B1, i + o1)),
+                    su3_mul(soa3_load(C, i + 1), soa3_load(C2, i + o2)),
+                )
+            for i in range(L):
+                acc += tmp[i]
+            if store:
+                for i in range(L):
+                    field[p, s0 + i] = tmp[i] * (1.0 / 3.0)
+            p += 1
+    return acc
+
+
+@njit(parallel=True, cache=True)
+def _su3_plaquette(Uf, fin, bin_, L0, L, per_b, field, store, sums):
+    """SU(3) version of _plaquette_generic on the (B, D, V, 18) float64 view of the links."""
     B, D, V, _ = Uf.shape
     Rs = V // (L0 * L)
     nchunk = B * per_b
@@ -273,101 +325,87 @@ def _su3_plaquette(Uf, fin, bin_, L0, L, per_b, field, store, sums):
         _fill_slab(Uf, b, t0 % L0, ring[_slot(0, 0)])
         for j in range(t1 - t0):
             _fill_slab(Uf, b, (t0 + j + 1) % L0, ring[_slot(j, 1)])
-            x0 = t0 + j
             for r in range(Rs):
-                p = 0
-                for mu in range(D):
-                    for nu in range(mu + 1, D):
-                        A = ring[_slot(j, 0), mu, r]  # U_mu(x)
-                        C = ring[_slot(j, 0), nu, r]  # U_nu(x)
-                        dj1, r1, o1 = _step(0, r, 1, mu, 1, fin, bin_, D)
-                        B1 = ring[_slot(j, dj1), nu, r1]  # U_nu(x+mu)
-                        dj2, r2, o2 = _step(0, r, 1, nu, 1, fin, bin_, D)
-                        C2 = ring[_slot(j, dj2), mu, r2]  # U_mu(x+nu)
-                        o1, o2 = max(o1, 0), max(o2, 0)  # lets LLVM drop index wraparound (see _su3_staples)
-                        for i in range(L):
-                            tmp[i] = su3_re_trace_mul_adj(
-                                su3_mul(soa3_load(A, i + 1), soa3_load(B1, i + o1)),
-                                su3_mul(soa3_load(C, i + 1), soa3_load(C2, i + o2)),
-                            )
-                        s0 = (x0 * Rs + r) * L
-                        for i in range(L):
-                            acc += tmp[i]
-                        if store:
-                            for i in range(L):
-                                field[b, p, s0 + i] = tmp[i] * (1.0 / 3.0)
-                        p += 1
+                acc += _su3_plaquette_row(ring, j, r, fin, bin_, tmp, field[b], store, ((t0 + j) * Rs + r) * L)
         partial[c] = acc
     for b in range(B):
         sums[b] = partial[b * per_b : (b + 1) * per_b].sum() * (1.0 / 3.0)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def _su3_staples(Uf, fin, bin_, L0, L, per_b, scale, want_force, out):
-    """SU(3) version of _staples_generic; ``out`` is the (B, D, V, 18) float64 view of the result.
+@njit(fastmath=True, cache=True)
+def _su3_staples_row(ring, j, r, fin, bin_, scale, want_force, out, s0, S, G):
+    """Staple sums (or forces) of the D links at each site of row r of slab j, into out (D, V, 18).
 
     Flops per link and direction nu != mu: 4 matrix products (4 x 198) + 2 matrix sums (2 x 18) = 828;
     the force adds U A (198) and the scaled TA projection (21) per link.
     """
+    D = ring.shape[1]
+    L = ring.shape[4] - 2
+    for mu in range(D):
+        dj1, r1, o1 = _step(0, r, 1, mu, 1, fin, bin_, D)  # x + mu
+        o1 = max(o1, 0)
+        for blk in range((L + _BLOCK - 1) // _BLOCK):
+            i0 = blk * _BLOCK
+            n = min(_BLOCK, L - i0)
+            S[:, :n] = 0.0
+            for nu in range(D):
+                if nu == mu:
+                    continue
+                dj2, r2, o2 = _step(0, r, 1, nu, 1, fin, bin_, D)  # x + nu
+                dj3, r3, o3 = _step(0, r, 1, nu, -1, fin, bin_, D)  # x - nu
+                dj4, r4, o4 = _step(dj1, r1, o1, nu, -1, fin, bin_, D)  # x + mu - nu
+                # column offsets are 0..2; saying so lets LLVM drop Numba's negative-index
+                # wraparound, which would otherwise turn the loads into gathers
+                o2, o3, o4 = max(o2, 0), max(o3, 0), max(o4, 0)
+                P1 = ring[_slot(j, dj1), nu, r1]  # U_nu(x+mu)
+                P2 = ring[_slot(j, dj2), mu, r2]  # U_mu(x+nu)
+                P3 = ring[_slot(j, 0), nu, r]  # U_nu(x)
+                Q1 = ring[_slot(j, dj4), nu, r4]  # U_nu(x+mu-nu)
+                Q2 = ring[_slot(j, dj3), mu, r3]  # U_mu(x-nu)
+                Q3 = ring[_slot(j, dj3), nu, r3]  # U_nu(x-nu)
+                for i in range(n):
+                    col = i0 + i
+                    up = su3_mul(
+                        su3_mul(soa3_load(P1, col + o1), su3_adj(soa3_load(P2, col + o2))),
+                        su3_adj(soa3_load(P3, col + 1)),
+                    )
+                    lo = su3_mul(
+                        su3_adj(su3_mul(soa3_load(Q2, col + o3), soa3_load(Q1, col + o4))),
+                        soa3_load(Q3, col + o3),
+                    )
+                    soa3_add_store(S, i, su3_add(up, lo))
+            R = S
+            if want_force:
+                Umu = ring[_slot(j, 0), mu, r]
+                for i in range(n):
+                    m = su3_mul(soa3_load(Umu, i0 + i + 1), soa3_load(S, i))
+                    soa3_store(G, i, su3_traceless_antihermitian(m, scale))
+                R = G
+            for i in range(n):
+                dst = out[mu, s0 + i0 + i]
+                for k in range(18):
+                    dst[k] = R[k, i]
+
+
+@njit(parallel=True, cache=True)
+def _su3_staples(Uf, fin, bin_, L0, L, per_b, scale, want_force, out):
+    """SU(3) version of _staples_generic; ``out`` is the (B, D, V, 18) float64 view of the result."""
     B, D, V, _ = Uf.shape
     Rs = V // (L0 * L)
     nchunk = B * per_b
     for c in prange(nchunk):
         b, t0, t1 = _chunk_slabs(c, per_b, L0)
         ring = np.empty((3, D, Rs, 18, L + 2))
+        # accumulators with a compile-time row stride: with a runtime stride LLVM cannot prove
+        # that their 18 rows do not overlap, and does not vectorise the site loop
         S = np.empty((18, _BLOCK + 8))
         G = np.empty((18, _BLOCK + 8))
         _fill_slab(Uf, b, (t0 - 1) % L0, ring[_slot(-1, 0)])
         _fill_slab(Uf, b, t0 % L0, ring[_slot(0, 0)])
         for j in range(t1 - t0):
             _fill_slab(Uf, b, (t0 + j + 1) % L0, ring[_slot(j, 1)])
-            x0 = t0 + j
             for r in range(Rs):
-                for mu in range(D):
-                    dj1, r1, o1 = _step(0, r, 1, mu, 1, fin, bin_, D)  # x + mu
-                    o1 = max(o1, 0)
-                    for blk in range((L + _BLOCK - 1) // _BLOCK):
-                        i0 = blk * _BLOCK
-                        n = min(_BLOCK, L - i0)
-                        S[:, :n] = 0.0
-                        for nu in range(D):
-                            if nu == mu:
-                                continue
-                            dj2, r2, o2 = _step(0, r, 1, nu, 1, fin, bin_, D)  # x + nu
-                            dj3, r3, o3 = _step(0, r, 1, nu, -1, fin, bin_, D)  # x - nu
-                            dj4, r4, o4 = _step(dj1, r1, o1, nu, -1, fin, bin_, D)  # x + mu - nu
-                            # column offsets are 0..2; saying so lets LLVM drop Numba's negative-
-                            # index wraparound, which would otherwise turn the loads into gathers
-                            o2, o3, o4 = max(o2, 0), max(o3, 0), max(o4, 0)
-                            P1 = ring[_slot(j, dj1), nu, r1]  # U_nu(x+mu)
-                            P2 = ring[_slot(j, dj2), mu, r2]  # U_mu(x+nu)
-                            P3 = ring[_slot(j, 0), nu, r]  # U_nu(x)
-                            Q1 = ring[_slot(j, dj4), nu, r4]  # U_nu(x+mu-nu)
-                            Q2 = ring[_slot(j, dj3), mu, r3]  # U_mu(x-nu)
-                            Q3 = ring[_slot(j, dj3), nu, r3]  # U_nu(x-nu)
-                            for i in range(n):
-                                col = i0 + i
-                                up = su3_mul(
-                                    su3_mul(soa3_load(P1, col + o1), su3_adj(soa3_load(P2, col + o2))),
-                                    su3_adj(soa3_load(P3, col + 1)),
-                                )
-                                lo = su3_mul(
-                                    su3_adj(su3_mul(soa3_load(Q2, col + o3), soa3_load(Q1, col + o4))),
-                                    soa3_load(Q3, col + o3),
-                                )
-                                soa3_add_store(S, i, su3_add(up, lo))
-                        R = S
-                        if want_force:
-                            Umu = ring[_slot(j, 0), mu, r]
-                            for i in range(n):
-                                m = su3_mul(soa3_load(Umu, i0 + i + 1), soa3_load(S, i))
-                                soa3_store(G, i, su3_traceless_antihermitian(m, scale))
-                            R = G
-                        s0 = (x0 * Rs + r) * L + i0
-                        for i in range(n):
-                            dst = out[b, mu, s0 + i]
-                            for k in range(18):
-                                dst[k] = R[k, i]
+                _su3_staples_row(ring, j, r, fin, bin_, scale, want_force, out[b], ((t0 + j) * Rs + r) * L, S, G)
 
 
 def _su3_geometry(shape, B):
@@ -401,14 +439,15 @@ def _plaquette_sums(U, batched, check, store):
     Uc, shape, B = _as_links(U, batched, check)
     D, V, N = len(shape), Uc.shape[2], Uc.shape[-1]
     plane_list = _planes_array(D)
-    field = np.empty((B, len(plane_list), V) if store else (0, 0, 0))
+    field = np.empty((B, len(plane_list), V) if store else (B, 0, 0))
     sums = np.empty(B)
-    if N == 3:
-        fin, bin_, L0, L, per_b = _su3_geometry(shape, B)
-        _su3_plaquette(_as_real_view(Uc), fin, bin_, L0, L, per_b, field, store, sums)
-    else:
-        fwd, _ = neighbour_table(shape)
-        _plaquette_generic(Uc, fwd, plane_list, _n_chunks(B * V), field, store, sums)
+    with _threads_for(B * V, PARALLEL_MIN_SITES):
+        if N == 3:
+            fin, bin_, L0, L, per_b = _su3_geometry(shape, B)
+            _su3_plaquette(_as_real_view(Uc), fin, bin_, L0, L, per_b, field, store, sums)
+        else:
+            fwd, _ = neighbour_table(shape)
+            _plaquette_generic(Uc, fwd, plane_list, _n_chunks(B * V), field, store, sums)
     return field, sums, shape, len(plane_list) * V
 
 
@@ -443,12 +482,13 @@ def _staples_or_force(U, batched, check, beta, want_force):
     N = Uc.shape[-1]
     scale = beta / (2.0 * N)
     out = np.empty_like(Uc)
-    if N == 3:
-        fin, bin_, L0, L, per_b = _su3_geometry(shape, B)
-        _su3_staples(_as_real_view(Uc), fin, bin_, L0, L, per_b, scale, want_force, _as_real_view(out))
-    else:
-        fwd, bwd = neighbour_table(shape)
-        _staples_generic(Uc, fwd, bwd, _n_chunks(B * len(shape) * Uc.shape[2]), scale, want_force, out)
+    with _threads_for(B * Uc.shape[2], PARALLEL_MIN_SITES):
+        if N == 3:
+            fin, bin_, L0, L, per_b = _su3_geometry(shape, B)
+            _su3_staples(_as_real_view(Uc), fin, bin_, L0, L, per_b, scale, want_force, _as_real_view(out))
+        else:
+            fwd, bwd = neighbour_table(shape)
+            _staples_generic(Uc, fwd, bwd, _n_chunks(B * len(shape) * Uc.shape[2]), scale, want_force, out)
     return out.reshape(np.shape(U))
 
 
