@@ -226,8 +226,8 @@ def _staples_generic(U, fwd, bwd, nchunk, scale, want_force, out):
 
 
 # The staple kernel accumulates a block of up to _BLOCK sites in (18, _BLOCK + 8) arrays, whose row
-# stride must be a compile-time constant (see _su3_staples); the 8 extra columns keep the rows in
-# different L1 cache sets.
+# stride must be a compile-time constant (see _su3_staples_row); the 8 extra columns keep the rows
+# in different L1 cache sets.
 _BLOCK = 64
 
 
@@ -333,7 +333,7 @@ def _su3_plaquette(Uf, fin, bin_, L0, L, per_b, field, store, sums):
 
 
 @njit(fastmath=True, cache=True)
-def _su3_staples_row(ring, j, r, fin, bin_, scale, want_force, out, s0, S, G):
+def _su3_staples_row(ring, j, r, fin, bin_, scale, want_force, out, s0):
     """Staple sums (or forces) of the D links at each site of row r of slab j, into out (D, V, 18).
 
     Flops per link and direction nu != mu: 4 matrix products (4 x 198) + 2 matrix sums (2 x 18) = 828;
@@ -341,6 +341,11 @@ def _su3_staples_row(ring, j, r, fin, bin_, scale, want_force, out, s0, S, G):
     """
     D = ring.shape[1]
     L = ring.shape[4] - 2
+    # Accumulators allocated here, with a compile-time row stride: LLVM then knows that their 18
+    # rows do not overlap and vectorises the site loop (it does not for arrays passed in, whose
+    # stride it cannot see). Two small allocations per row of D * L links cost ~1%.
+    S = np.empty((18, _BLOCK + 8))
+    G = np.empty((18, _BLOCK + 8))
     for mu in range(D):
         dj1, r1, o1 = _step(0, r, 1, mu, 1, fin, bin_, D)  # x + mu
         o1 = max(o1, 0)
@@ -396,16 +401,12 @@ def _su3_staples(Uf, fin, bin_, L0, L, per_b, scale, want_force, out):
     for c in prange(nchunk):
         b, t0, t1 = _chunk_slabs(c, per_b, L0)
         ring = np.empty((3, D, Rs, 18, L + 2))
-        # accumulators with a compile-time row stride: with a runtime stride LLVM cannot prove
-        # that their 18 rows do not overlap, and does not vectorise the site loop
-        S = np.empty((18, _BLOCK + 8))
-        G = np.empty((18, _BLOCK + 8))
         _fill_slab(Uf, b, (t0 - 1) % L0, ring[_slot(-1, 0)])
         _fill_slab(Uf, b, t0 % L0, ring[_slot(0, 0)])
         for j in range(t1 - t0):
             _fill_slab(Uf, b, (t0 + j + 1) % L0, ring[_slot(j, 1)])
             for r in range(Rs):
-                _su3_staples_row(ring, j, r, fin, bin_, scale, want_force, out[b], ((t0 + j) * Rs + r) * L, S, G)
+                _su3_staples_row(ring, j, r, fin, bin_, scale, want_force, out[b], ((t0 + j) * Rs + r) * L)
 
 
 def _su3_geometry(shape, B):
