@@ -74,9 +74,11 @@ Algorithms
 
 Kernels run over flat sites (:mod:`latticeml.lattice`) with links viewed as ``(B, D, V, N, N)``
 complex128, one compiled signature each; paths are walked with the neighbour tables, so one
-kernel serves every D, every loop term and every N. The backward pass is a *gather*: each link
-collects the contributions of every staple that contains it, so threads never write to the same
-link.
+kernel serves every D, every loop term and every N (1 for U(1)). The backward pass is a *gather*:
+each link collects the contributions of every staple that contains it, so threads never write to
+the same link. Each kernel is a serial loop over a range of links plus a thin parallel driver;
+fields of fewer than ``_PARALLEL_MIN_LINKS`` links run serially (thread start-up costs more than
+a 4^4 lattice's work).
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ __all__ = [
     "ape",
     "stout",
     "stout_generator",
+    "StoutResiduals",
     "stout_forward",
     "stout_backward",
     "stout_op",

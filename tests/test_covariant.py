@@ -174,7 +174,7 @@ def test_slhmc_exp_minus_dh_averages_to_one(rng):
     for _ in range(10):
         state, _ = s.step(rng, state)
     x = []
-    for _ in range(120):
+    for _ in range(80):
         state, info = s.step(rng, state)
         x.append(np.exp(-info.delta_H))
     x = np.array(x)

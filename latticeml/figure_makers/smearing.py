@@ -66,12 +66,12 @@ def settings(fast: bool) -> dict:
     """Lattices, couplings and run lengths of the lecture (``fast``: the CI version)."""
     if fast:
         flow = dict(N=2, shape=(4, 4, 4, 4), beta=2.3, n_traj=20, step_size=0.1, n_steps=10, t_max=1.0, flow_step=0.05)
-        mc = dict(n_ref=60, n_therm=10, n_train_every=3, epochs=2, n_before=6, n_slhmc=40)
+        mc = dict(n_ref=60, n_therm=10, n_train_every=3, epochs=2, batch_size=5, lr=0.005, n_before=6, n_slhmc=40)
     else:
-        flow = dict(N=3, shape=(8, 8, 8, 8), beta=5.96, n_traj=120, step_size=0.05, n_steps=20, t_max=3.6, flow_step=0.02)
-        mc = dict(n_ref=2000, n_therm=100, n_train_every=10, epochs=10, n_before=50, n_slhmc=2000)
+        flow = dict(N=3, shape=(8, 8, 8, 8), beta=5.96, n_traj=150, step_size=0.05, n_steps=20, t_max=3.6, flow_step=0.02)
+        mc = dict(n_ref=2000, n_therm=100, n_train_every=10, epochs=15, batch_size=20, lr=0.001, n_before=50, n_slhmc=2000)
     slhmc_common = dict(shape=(4, 4, 4, 4), beta=1.5, c1=smearing.LUSCHER_WEISZ_C1, step=0.1, n_steps_hmc=5, n_steps_slhmc=3,
-                        terms=("plaquette", "polyakov_time", "polyakov_space"), n_layers=1, batch_size=5, lr=0.005)
+                        terms=("plaquette", "polyakov_time", "polyakov_space"), n_layers=1)
     return {"flow": flow, "slhmc": {**slhmc_common, **mc}}
 
 
@@ -79,10 +79,10 @@ def settings(fast: bool) -> dict:
 
 
 def thermalised_field(*, N: int, shape, beta: float, n_traj: int, step_size: float, n_steps: int, rng: np.random.Generator):
-    """A Wilson-action field after ``n_traj`` HMC trajectories from a cold start, and the plaquette history."""
+    """A Wilson-action field after ``n_traj`` HMC trajectories from a hot start: (field, plaquette history, acceptances)."""
     theory = SUN(shape, beta=beta, N=N)
     res = chain.run_chain(
-        hmc.sampler(theory, step_size=step_size, n_steps=n_steps), theory.cold_start(), rng,
+        hmc.sampler(theory, step_size=step_size, n_steps=n_steps), theory.hot_start(rng), rng,
         n_measure=n_traj, measure=lambda U: {"plaquette": sun.mean_plaquette(U, check=False)}, progress=False,
     )
     return res.state.field, res.records["plaquette"], res.acceptance
@@ -246,19 +246,17 @@ def figure_rk3(conv: dict) -> Figure:
 
 
 def figure_training(log: TrainingLog, *, terms, epochs: int) -> Figure:
-    """Mini-batch loss (thin) and its mean per epoch (thick); the smearing weights of layer 1."""
+    """Mini-batch loss (thin), loss on the whole training set after each epoch (dots); weights of layer 1."""
     fig, (ax, bx) = _new_figure(2)
     steps = np.arange(1, len(log.loss) + 1)
     ax.plot(steps, log.loss, lw=0.5, color="0.6", label="mini-batch")
-    per = len(log.loss) // max(epochs, 1)
-    if per >= 1:
-        means = log.loss[: per * epochs].reshape(epochs, per).mean(axis=1)
-        ax.plot(per * (np.arange(epochs) + 0.5), means, "o-", color="C0", ms=3, label="epoch mean")
+    per = len(log.loss) / max(epochs, 1)
+    ax.plot(per * np.arange(len(log.epoch_loss)), log.epoch_loss, "o-", color="C0", ms=3, label="training set")
     ax.set(xlabel="Adam step", ylabel=r"loss $\frac{1}{2}\langle (S_\theta - S)^2 \rangle$", yscale="log",
            title=r"training ($\beta_\theta$, $s_\theta$ fitted)")
     ax.legend(fontsize=7)
     for k, term in enumerate(terms):
-        bx.plot(np.arange(1, len(log.loss) + 1), log.rho[:, 0, k], lw=1, label=term)
+        bx.plot(steps, log.rho[:, 0, k], lw=1, label=term)
     bx.axhline(0, color="k", lw=0.5)
     bx.set(xlabel="Adam step", ylabel=r"$\rho$ (layer 1)", title="smearing weights")
     bx.legend(fontsize=7)

@@ -179,12 +179,15 @@ class TrainingLog(NamedTuple):
 
     loss:   the mini-batch loss before each Adam step, ``(n_steps,)`` (minimised over
             ``beta_theta`` and ``s_theta`` when those are fitted, see :func:`train_to_mimic`).
+    epoch_loss: the same loss on the whole training set before the first epoch and after each
+            epoch, ``(epochs + 1,)`` (less noisy than the mini-batch values).
     rho:    the weights after each step, ``(n_steps, n_layers, n_terms)``.
     beta:   ``beta_theta`` after each step, ``(n_steps,)``.
     offset: ``s_theta`` after each step, ``(n_steps,)``.
     """
 
     loss: np.ndarray
+    epoch_loss: np.ndarray
     rho: np.ndarray
     beta: np.ndarray
     offset: np.ndarray
@@ -228,11 +231,17 @@ def train_to_mimic(
     if not params:  # nothing for Adam: a plain linear fit
         if refit:
             net.fit_linear(configs, target_action)
-        return TrainingLog(np.zeros(0), np.zeros((0,) + net.rho.shape), np.zeros(0), np.zeros(0))
+        return TrainingLog(np.zeros(0), np.zeros(0), np.zeros((0,) + net.rho.shape), np.zeros(0), np.zeros(0))
     if refit and batch_size < 3:
         raise ValueError(f"batch_size must be >= 3 when beta_theta and s_theta are fitted per batch, got {batch_size}")
     opt = optim.Adam(params, lr=lr)
     n = len(configs)
+
+    def full_loss():
+        with no_grad():
+            return float(as_value(mimic_loss(net, configs, target_action, fit_linear=refit)))
+
+    epoch_losses = [full_loss()]
     for _ in range(int(epochs)):
         order = rng.permutation(n)
         for start in range(0, n, int(batch_size)):
@@ -247,6 +256,7 @@ def train_to_mimic(
             rhos.append(net.rho)
             betas.append(net.beta_value)
             offsets.append(net.offset_value)
+        epoch_losses.append(full_loss())
     if refit:
         net.fit_linear(configs, target_action)
-    return TrainingLog(np.array(losses), np.array(rhos), np.array(betas), np.array(offsets))
+    return TrainingLog(np.array(losses), np.array(epoch_losses), np.array(rhos), np.array(betas), np.array(offsets))
