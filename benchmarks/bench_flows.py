@@ -25,7 +25,7 @@ default      time per training step (ms), single thread everywhere: latticeml (f
 
 Run:  NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_flows.py [--rounds 5]
       .venv/bin/python benchmarks/bench_flows.py --quality 2500 --impl latticeml --seed 0
-      .venv/bin/python benchmarks/bench_flows.py --compare lectures/03_phi4_flow_pretrained.npz
+      .venv/bin/python benchmarks/bench_flows.py --compare latticeml/data/phi4_flow_8x8_pretrained.npz
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ themselves with the :func:`register` decorator; the modules that hold them are l
 from __future__ import annotations
 
 import importlib
+import os
 import pathlib
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -60,6 +62,24 @@ def registry() -> dict[str, Figure]:
     for mod in FIGURE_MODULES:
         importlib.import_module(mod)
     return dict(sorted(_REGISTRY.items()))
+
+
+def lecture_figures_dir(fast: bool) -> pathlib.Path:
+    """Where a lecture notebook writes its figures.
+
+    ``$LATTICEML_FIGURES_DIR`` if set (the test suite sets it); otherwise a fresh temporary folder in
+    FAST mode (FAST runs never touch ``figures/``), and in the full mode the ``figures/`` folder of
+    the project checkout the notebook runs in (the nearest parent of the working directory that has a
+    ``pyproject.toml``), or ``./figures`` outside a checkout.
+    """
+    env = os.environ.get("LATTICEML_FIGURES_DIR")
+    if env:
+        return pathlib.Path(env)
+    if fast:
+        return pathlib.Path(tempfile.mkdtemp(prefix="latticeml_fast_figures_"))
+    cwd = pathlib.Path.cwd()
+    root = next((p for p in (cwd, *cwd.parents) if (p / "pyproject.toml").exists()), cwd)
+    return root / "figures"
 
 
 def make_figures(outdir="figures", names=None, *, fast=False, log=print) -> list[pathlib.Path]:

@@ -12,7 +12,7 @@ integrated autocorrelation time of |M|.
 
 FAST mode (CI, ``fast=True``) demonstrates the training loop for a few steps on a fresh flow and
 then samples with the small pretrained model committed beside the lecture
-(``lectures/03_phi4_flow_pretrained.npz``), with short chains. (Continuing the pretrained model
+(``latticeml/data/phi4_flow_8x8_pretrained.npz``), with short chains. (Continuing the pretrained model
 with a fresh Adam would not do: Adam's first updates move every weight by about the learning rate
 whatever its gradient, which visibly degrades a converged flow.) The full mode trains from
 scratch with the tutorial's budget and samples with that model.
@@ -22,15 +22,14 @@ Shapes: fields ``(n, 8, 8)``; records ``(n,)`` per chain.
 
 from __future__ import annotations
 
-import os
+import importlib.resources
 import pathlib
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..figures import register
+from ..figures import lecture_figures_dir, register
 from ..flows import Flow, FlowMCMCResult, flow_mcmc, load_flow, phi4_flow, train
 from ..flows.target import one_numba_thread
 from ..flows.training import TrainResult
@@ -99,8 +98,8 @@ def lecture_theory() -> Phi4:
 
 
 def pretrained_path() -> pathlib.Path:
-    """The small pretrained model committed beside the lecture notebook."""
-    return pathlib.Path(__file__).resolve().parents[2] / "lectures" / "03_phi4_flow_pretrained.npz"
+    """The small pretrained model of lecture 03, shipped with the package (``latticeml/data``)."""
+    return pathlib.Path(str(importlib.resources.files("latticeml") / "data" / "phi4_flow_8x8_pretrained.npz"))
 
 
 def load_pretrained() -> Flow:
@@ -328,14 +327,8 @@ def save_figures(figures: dict[str, Figure], outdir) -> list[pathlib.Path]:
 
 
 def figures_dir(fast: bool) -> pathlib.Path:
-    """Where the notebook writes figures: ``$LATTICEML_FIGURES_DIR`` if set; else ``figures/`` in the
-    full mode and a temporary folder in FAST mode (FAST runs never touch ``figures/``)."""
-    env = os.environ.get("LATTICEML_FIGURES_DIR")
-    if env:
-        return pathlib.Path(env)
-    if fast:
-        return pathlib.Path(tempfile.mkdtemp(prefix="latticeml_fast_figures_"))
-    return pathlib.Path(__file__).resolve().parents[2] / "figures"
+    """Where the notebook writes figures (:func:`latticeml.figures.lecture_figures_dir`)."""
+    return lecture_figures_dir(fast)
 
 
 @register("phi4_flow", "Lecture 03: normalizing flow for phi^4 on 8x8 (Albergo et al. 2019/2021): training, flow-MCMC vs HMC vs Metropolis")
