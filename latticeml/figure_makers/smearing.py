@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from .. import smearing
 from ..figures import register
@@ -241,6 +242,7 @@ def figure_rk3(conv: dict) -> Figure:
     eps = conv["rk3"][0]
     ax.loglog(eps, conv["rk3"][1][-1] * (eps / eps[-1]) ** 3, "k--", lw=0.7, label=r"$\propto \epsilon^3$")
     ax.set(xlabel=r"step $\epsilon$", ylabel=r"$\max |V_\epsilon(t) - V(t)|$", title="flow integrators: global error")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=8)
     return fig
 
