@@ -105,6 +105,20 @@ def test_project_su_maximises_re_tr(N, rng):
     np.testing.assert_allclose(groups.project_su(3.7 * U), U, atol=1e-12)
 
 
+@pytest.mark.parametrize("N", NS)
+def test_project_su_is_precise_and_covariant(N, rng):
+    # M = W0 P with P Hermitian positive definite: the maximiser is W0 itself (polar decomposition)
+    W0 = groups.haar_su(rng, N, 20)
+    A = rng.standard_normal((20, N, N)) + 1j * rng.standard_normal((20, N, N))
+    P = A @ np.conj(np.swapaxes(A, -1, -2)) + 0.5 * np.eye(N)
+    np.testing.assert_allclose(groups.project_su(W0 @ P), W0, atol=1e-12)
+    # covariance, as APE smearing needs: project(O1 M O2^+) = O1 project(M) O2^+
+    M = rng.standard_normal((20, N, N)) + 1j * rng.standard_normal((20, N, N))
+    O1, O2 = groups.haar_su(rng, N, 20), groups.haar_su(rng, N, 20)
+    lhs = groups.project_su(O1 @ M @ np.conj(np.swapaxes(O2, -1, -2)))
+    np.testing.assert_allclose(lhs, O1 @ groups.project_su(M) @ np.conj(np.swapaxes(O2, -1, -2)), atol=1e-12)
+
+
 def test_project_su2_closed_form(rng):
     # for SU(2) the maximiser of Re tr(W^+ M) is M's quaternion part normalised
     M = rng.standard_normal((10, 2, 2)) + 1j * rng.standard_normal((10, 2, 2))
