@@ -218,3 +218,18 @@ def test_odd_mlp_stays_odd_during_training_and_in_several_dimensions():
 def test_odd_mlp_rejects_non_odd_activations():
     with pytest.raises(ValueError, match="not odd"):
         OddMLP([1, 4, 1], activation="relu", rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_optimizers_update_scalar_parameters(opt):
+    # a 0-d Parameter (e.g. a trainable coupling) minimises (p - 3)^2
+    from latticeml.autodiff import Parameter, optim
+
+    p = Parameter(np.array(0.0))
+    o = optim.SGD([p], lr=0.1) if opt == "sgd" else optim.Adam([p], lr=0.1)
+    for _ in range(300):
+        o.zero_grad()
+        loss = (p - 3.0) * (p - 3.0)
+        loss.backward()
+        o.step()
+    assert p.value.shape == () and abs(float(p.value) - 3.0) < 1e-3

@@ -89,7 +89,7 @@ class SGD(Optimizer):
         for p, v in zip(self.params, self.velocity):
             if p.grad is None:
                 continue
-            g = _real_view(np.ascontiguousarray(p.grad))
+            g = _real_view(np.ascontiguousarray(p.grad).reshape(p.value.shape))  # (ascontiguousarray makes 0-d arrays 1-d)
             if self.momentum:
                 v *= self.momentum
                 v += g
@@ -124,7 +124,7 @@ class Adam(Optimizer):
         for p, m, v in zip(self.params, self.m, self.v):
             if p.grad is None:
                 continue
-            g = _real_view(np.ascontiguousarray(p.grad))
+            g = _real_view(np.ascontiguousarray(p.grad).reshape(p.value.shape))  # (ascontiguousarray makes 0-d arrays 1-d)
             m *= b1
             m += (1.0 - b1) * g
             v *= b2
