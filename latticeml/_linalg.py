@@ -263,7 +263,7 @@ def su3_re_trace_mul_adj(a, b):
 
 @njit(inline="always", cache=True)
 def su3_traceless_antihermitian(m, scale):
-    """scale * [ (m - m^dagger)/2 - tr(m - m^dagger)/6 ] for an 18-tuple (28 flops).
+    """scale * [ (m - m^dagger)/2 - tr(m - m^dagger)/6 ] for an 18-tuple (21 flops).
 
     Off-diagonal pairs: x_rc = scale/2 (m_rc - conj m_cr), x_cr = -conj x_rc. Diagonal: purely
     imaginary, i scale (Im m_rr - (Im m_00 + Im m_11 + Im m_22)/3).

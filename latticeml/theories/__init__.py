@@ -35,6 +35,12 @@ def _threads_for(n_sites: int, min_sites: int):
         numba.set_num_threads(old)
 
 
+def _n_chunks(total: int) -> int:
+    """How many chunks to cut ``total`` sites into: a few per thread (each chunk allocates its work
+    arrays once). Computed in Python: calling get_num_threads inside a kernel stops Numba caching it."""
+    return max(1, min(int(total), 4 * numba.get_num_threads()))
+
+
 from . import phi4, sun, u1  # noqa: E402
 
 __all__ = ["phi4", "u1", "sun"]

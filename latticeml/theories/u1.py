@@ -30,7 +30,7 @@ from numba import njit, prange
 
 from ..groups import wrap_angle
 from ..lattice import check_shape, neighbour_table
-from . import _threads_for
+from . import _n_chunks, _threads_for
 
 __all__ = [
     "planes",
@@ -132,26 +132,33 @@ def staple_at(theta, fwd, bwd, mu, s):
     return a
 
 
+# Site loops run over sites in parallel and over the batch inside (no index division per site,
+# one parallel region for the whole batch).
+
+
 @njit(parallel=True, cache=True)
 def _plaquette_angles_kernel(theta, fwd, plane_list, out):
     B, D, V = theta.shape
-    for idx in prange(B * V):
-        b = idx // V
-        s = idx - b * V
-        for p in range(plane_list.shape[0]):
-            out[b, p, s] = plaquette_angle_at(theta[b], fwd, plane_list[p, 0], plane_list[p, 1], s)
+    for s in prange(V):
+        for b in range(B):
+            for p in range(plane_list.shape[0]):
+                out[b, p, s] = plaquette_angle_at(theta[b], fwd, plane_list[p, 0], plane_list[p, 1], s)
 
 
 @njit(parallel=True, cache=True)
-def _sum_cos_kernel(theta, fwd, plane_list, sums):
-    """sums[b] = sum over sites and planes of cos theta_P."""
+def _sum_cos_kernel(theta, fwd, plane_list, nchunk, sums):
+    """sums[b] = sum over sites and planes of cos theta_P (sites cut into nchunk chunks)."""
     B, D, V = theta.shape
+    partial = np.zeros((nchunk, B))
+    for c in prange(nchunk):
+        for b in range(B):
+            acc = 0.0
+            for s in range(c * V // nchunk, (c + 1) * V // nchunk):
+                for p in range(plane_list.shape[0]):
+                    acc += np.cos(plaquette_angle_at(theta[b], fwd, plane_list[p, 0], plane_list[p, 1], s))
+            partial[c, b] = acc
     for b in range(B):
-        acc = 0.0
-        for s in prange(V):
-            for p in range(plane_list.shape[0]):
-                acc += np.cos(plaquette_angle_at(theta[b], fwd, plane_list[p, 0], plane_list[p, 1], s))
-        sums[b] = acc
+        sums[b] = partial[:, b].sum()
 
 
 @njit(parallel=True, cache=True)
@@ -163,32 +170,29 @@ def _force_kernel(theta, fwd, bwd, plane_list, beta, sin_p, out):
     """
     B, D, V = theta.shape
     P = plane_list.shape[0]
-    for idx in prange(B * V):
-        b = idx // V
-        s = idx - b * V
-        for p in range(P):
-            sin_p[b, p, s] = np.sin(plaquette_angle_at(theta[b], fwd, plane_list[p, 0], plane_list[p, 1], s))
-    for idx in prange(B * V):
-        b = idx // V
-        s = idx - b * V
-        for mu in range(D):
-            out[b, mu, s] = 0.0
-        for p in range(P):
-            mu = plane_list[p, 0]
-            nu = plane_list[p, 1]
-            here = sin_p[b, p, s]
-            out[b, mu, s] += beta * (here - sin_p[b, p, bwd[s, nu]])
-            out[b, nu, s] += beta * (sin_p[b, p, bwd[s, mu]] - here)
+    for s in prange(V):
+        for b in range(B):
+            for p in range(P):
+                sin_p[b, p, s] = np.sin(plaquette_angle_at(theta[b], fwd, plane_list[p, 0], plane_list[p, 1], s))
+    for s in prange(V):
+        for b in range(B):
+            for mu in range(D):
+                out[b, mu, s] = 0.0
+            for p in range(P):
+                mu = plane_list[p, 0]
+                nu = plane_list[p, 1]
+                here = sin_p[b, p, s]
+                out[b, mu, s] += beta * (here - sin_p[b, p, bwd[s, nu]])
+                out[b, nu, s] += beta * (sin_p[b, p, bwd[s, mu]] - here)
 
 
 @njit(parallel=True, cache=True)
 def _staples_kernel(theta, fwd, bwd, out):
     B, D, V = theta.shape
-    for idx in prange(B * V):
-        b = idx // V
-        s = idx - b * V
-        for mu in range(D):
-            out[b, mu, s] = staple_at(theta[b], fwd, bwd, mu, s)
+    for s in prange(V):
+        for b in range(B):
+            for mu in range(D):
+                out[b, mu, s] = staple_at(theta[b], fwd, bwd, mu, s)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -217,7 +221,7 @@ def _sum_cos(theta, batched):
     sums = np.empty(B)
     plane_list = _planes_array(len(shape))
     with _threads_for(B * flat.shape[2], PARALLEL_MIN_SITES):
-        _sum_cos_kernel(flat, fwd, plane_list, sums)
+        _sum_cos_kernel(flat, fwd, plane_list, _n_chunks(flat.shape[2]), sums)
     return sums, len(plane_list) * flat.shape[2]
 
 
