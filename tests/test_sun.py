@@ -106,23 +106,24 @@ def test_su3_every_chunking_of_slabs(shape, rng):
     U = sun.hot_start(rng, shape, 3, batch=2)
     Uc = np.ascontiguousarray(U.reshape((2, len(shape), -1, 3, 3)))
     Uf = sun._as_real_view(Uc)
-    fin, bin_, L0, L, _ = sun._su3_geometry(shape, 2)
+    yf, yb, L0, Lz, L, _ = sun._su3_geometry(shape, 2)
     P_ref = np.array([ref_plaquettes(u) for u in U]).reshape(2, -1, Uc.shape[2])
     F_ref = np.array([ref_force(u, 3.0) for u in U]).reshape(Uc.shape)
     for per_b in range(1, L0 + 1):
         field, sums = np.empty(P_ref.shape), np.empty(2)
-        sun._su3_plaquette(Uf, fin, bin_, L0, L, per_b, field, True, sums)
+        sun._su3_plaquette(Uf, yf, yb, L0, Lz, L, per_b, field, True, sums)
         np.testing.assert_allclose(field, P_ref, atol=1e-13)
         np.testing.assert_allclose(sums, P_ref.sum(axis=(1, 2)), rtol=1e-13)
         out = np.empty_like(Uc)
-        sun._su3_staples(Uf, fin, bin_, L0, L, per_b, 3.0 / 6.0, True, sun._as_real_view(out))
+        sun._su3_staples(Uf, yf, yb, L0, Lz, L, per_b, 3.0 / 6.0, True, sun._as_real_view(out))
         np.testing.assert_allclose(out, F_ref, atol=1e-13)
 
 
-def test_su3_long_rows_are_cut_into_blocks(rng):
-    # rows longer than the staple kernel's block of sites are processed block by block
-    shape = (2, sun._BLOCK + 5)
+@pytest.mark.parametrize("shape", [(2, sun._BLOCK + 5), (2, 3, sun._BLOCK // 2 + 3)])
+def test_su3_planes_longer_than_a_block(shape, rng):
+    # the SU(3) kernels cut a plane's positions into blocks of _BLOCK; blocks end mid-row here
     U = sun.hot_start(rng, shape, 3)
+    np.testing.assert_allclose(sun.plaquette_field(U), ref_plaquettes(U), atol=1e-13)
     np.testing.assert_allclose(sun.staples(U), ref_staples(U), atol=1e-13)
 
 

@@ -221,32 +221,40 @@ def _staples_generic(U, fwd, bwd, nchunk, scale, want_force, out):
             _staple_or_force_at(U[b], fwd, bwd, mu, s, scale, want_force, out[b, mu, s], a, m, work)
 
 
-# ----------------------------------------------------------------------------- SU(3), vectorised over rows
+# ----------------------------------------------------------------------------- SU(3), vectorised over sites
 #
-# Geometry: a site x = (x0, y, i) with y the middle coordinates (x1..x_{D-2}) and i = x_{D-1}.
-# A "slab" is fixed x0 (Rs rows of L sites); a row is fixed (x0, y). In the ring buffer
-# ring[slot, mu, r, k, 1 + i] holds component k of U_mu at (x0, y_r, i), and columns 0 and L + 1
-# hold the halo (i = L - 1 and i = 0). A neighbour is (dj, r, o): slab offset, row in the slab,
-# column offset (1 = same i, 2 = i + 1, 0 = i - 1). fin/bin are the neighbour tables of the
-# middle coordinates (direction d >= 1 is column d - 1).
-
-
-# The staple kernel accumulates a block of up to _BLOCK sites in (18, _BLOCK + 8) arrays, whose row
-# stride must be a compile-time constant (see _su3_staples_row); the 8 extra columns keep the rows
-# in different L1 cache sets.
-_BLOCK = 64
+# Geometry. Write a site as x = (x0, y, z, i): i = x_{D-1} (extent L), z = x_{D-2} (extent Lz) and
+# y = (x1, ..., x_{D-3}). A *slab* is fixed x0; a *plane* is fixed (x0, y): Lz rows of L sites.
+# (D = 2 has no z, a plane is one row, Lz = 1; D = 3 has no y, one plane per slab.) A plane of one
+# U_mu is stored as an (18, (Lz + 2) W) block, W = L + 2: component k of the site (z, i) sits at
+# [k, (z + 1) W + i + 1]. Columns i = -1, L and rows z = -1, Lz are halos (copies of the periodic
+# neighbours), so every neighbour in the i and z directions is the same block read at a fixed
+# column offset (+-1, +-W), and one vectorised loop runs over a whole plane: "position"
+# t = (z W + i + 1) for t in [0, Lz W), the halo columns between rows included (their results are
+# thrown away; 2 of every W). Neighbours in y are other planes of the same slab (neighbour tables
+# of the y lattice), in x0 the same plane of the previous or next slab. Each thread keeps a ring of
+# three transposed slabs (x0 - 1, x0, x0 + 1), so the transposed copy stays in cache and each link
+# is transposed about once.
+#
+# A neighbour is (dj, pl, off): slab offset, plane, column offset. Loops over positions are cut into
+# blocks of at most _BLOCK, accumulated in (18, _BLOCK + 8) arrays whose row stride must be a
+# compile-time constant (see _su3_staples_plane); the 8 extra columns keep their rows in different
+# L1 cache sets.
+_BLOCK = 128
 
 
 @njit(inline="always", cache=True)
-def _step(dj, r, o, d, sign, fin, bin_, D):
-    """Move the neighbour (dj, r, o) by sign * e_d."""
+def _step(dj, pl, off, d, sign, yf, yb, D, W):
+    """Move the neighbour (dj, pl, off) by sign * e_d."""
     if d == 0:
-        return dj + sign, r, o
+        return dj + sign, pl, off
     if d == D - 1:
-        return dj, r, o + sign
+        return dj, pl, off + sign
+    if d == D - 2:
+        return dj, pl, off + sign * W
     if sign > 0:
-        return dj, fin[r, d - 1], o
-    return dj, bin_[r, d - 1], o
+        return dj, yf[pl, d - 1], off
+    return dj, yb[pl, d - 1], off
 
 
 @njit(inline="always", cache=True)
@@ -255,24 +263,49 @@ def _slot(j, dj):
     return (j + dj + 1) % 3
 
 
+@njit(inline="always", cache=True)
+def _first_column(t0, off, W):
+    """Column read at position t0 by an operand at column offset off (position t is column t + W + off).
+
+    Clamping it into [0, 2^40] tells LLVM that every column index in the block loop is
+    non-negative (and does not overflow), so it drops Numba's negative-index wraparound, which
+    would otherwise turn the vector loads into gathers or stop the vectorisation.
+    """
+    return min(max(t0 + W + off, 0), 1 << 40)
+
+
 @njit(cache=True)
-def _fill_slab(Uf, b, x0, ring_slot):
-    """Transpose slab x0 of every U_mu into ring_slot (D, Rs, 18, L + 2), halo included."""
+def _fill_slab(Uf, b, x0, Lz, ring_slot):
+    """Transpose slab x0 of every U_mu into ring_slot (D, Ys, 18, (Lz + 2) W), halos included.
+
+    Every stored position, halo or not, is copied straight from the field (the halos from the
+    periodic images); copying halos from the block itself would be less data but makes LLVM
+    version the loops for self-aliasing, which cost seconds of compile time.
+    """
     D = ring_slot.shape[0]
-    Rs = ring_slot.shape[1]
-    L = ring_slot.shape[3] - 2
-    base = x0 * Rs * L
+    Ys = ring_slot.shape[1]
+    W = ring_slot.shape[3] // (Lz + 2)
+    L = W - 2
     for mu in range(D):
-        for r in range(Rs):
-            row = ring_slot[mu, r]
-            s0 = base + r * L
-            for i in range(L):
-                src = Uf[b, mu, s0 + i]
+        for pl in range(Ys):
+            blk = ring_slot[mu, pl]
+            for zh in range(Lz + 2):
+                z = zh - 1  # z = -1 is z = Lz - 1, z = Lz is z = 0
+                if z < 0:
+                    z = Lz - 1
+                elif z == Lz:
+                    z = 0
+                s0 = ((x0 * Ys + pl) * Lz + z) * L
+                c0 = zh * W + 1
+                for i in range(L):
+                    src = Uf[b, mu, s0 + i]
+                    for k in range(18):
+                        blk[k, c0 + i] = src[k]
+                left = Uf[b, mu, s0 + L - 1]  # i = -1 is i = L - 1
+                right = Uf[b, mu, s0]  # i = L is i = 0
                 for k in range(18):
-                    row[k, i + 1] = src[k]
-            for k in range(18):
-                row[k, 0] = row[k, L]
-                row[k, L + 1] = row[k, 1]
+                    blk[k, c0 - 1] = left[k]
+                    blk[k, c0 + L] = right[k]
 
 
 @njit(inline="always", cache=True)
@@ -284,148 +317,170 @@ def _chunk_slabs(c, per_b, L0):
 
 
 @njit(fastmath=True, cache=True)
-def _su3_plaquette_row(ring, j, r, fin, bin_, tmp, field, store, s0):
-    """Sum of Re tr U_P over the planes and the L sites of row r of slab j; field (P, V) gets Re tr U_P / 3.
+def _su3_plaquette_plane(ring, j, pl, yf, yb, Lz, field, store, s0):
+    """Sum of Re tr U_P over the planes (mu, nu) and the sites of plane pl of slab j.
 
+    field (P, V) gets Re tr U_P / 3 if store; s0 is the plane's first site.
     Flops per site and plane: 2 matrix products (2 x 198) + Re tr(A B^+) (18 mul + 17 add) = 431.
     """
     D = ring.shape[1]
-    L = ring.shape[4] - 2
+    W = ring.shape[4] // (Lz + 2)
+    L = W - 2
+    npos = Lz * W
+    tmp = np.empty(_BLOCK + 8)
     acc = 0.0
     p = 0
     for mu in range(D):
         for nu in range(mu + 1, D):
-            A = ring[_slot(j, 0), mu, r]  # U_mu(x)
-            C = ring[_slot(j, 0), nu, r]  # U_nu(x)
-            dj1, r1, o1 = _step(0, r, 1, mu, 1, fin, bin_, D)
-            B1 = ring[_slot(j, dj1), nu, r1]  # U_nu(x+mu)
-            dj2, r2, o2 = _step(0, r, 1, nu, 1, fin, bin_, D)
-            C2 = ring[_slot(j, dj2), mu, r2]  # U_mu(x+nu)
-            o1, o2 = max(o1, 0), max(o2, 0)  # lets LLVM drop index wraparound (see _su3_staples_row)
-            for i in range(L):
-                tmp[i] = su3_re_trace_mul_adj(
-                    su3_mul(soa3_load(A, i + 1), soa3_load(B1, i + o1)),
-                    su3_mul(soa3_load(C, i + 1), soa3_load(C2, i + o2)),
-                )
-            for i in range(L):
-                acc += tmp[i]
-            if store:
-                for i in range(L):
-                    field[p, s0 + i] = tmp[i] * (1.0 / 3.0)
+            A = ring[_slot(j, 0), mu, pl]  # U_mu(x)
+            C = ring[_slot(j, 0), nu, pl]  # U_nu(x)
+            dj1, pl1, off1 = _step(0, pl, 0, mu, 1, yf, yb, D, W)
+            B1 = ring[_slot(j, dj1), nu, pl1]  # U_nu(x+mu)
+            dj2, pl2, off2 = _step(0, pl, 0, nu, 1, yf, yb, D, W)
+            C2 = ring[_slot(j, dj2), mu, pl2]  # U_mu(x+nu)
+            for t0 in range(0, npos, _BLOCK):
+                n = min(_BLOCK, npos - t0)
+                c0, c1, c2 = _first_column(t0, 0, W), _first_column(t0, off1, W), _first_column(t0, off2, W)
+                for i in range(n):
+                    tmp[i] = su3_re_trace_mul_adj(
+                        su3_mul(soa3_load(A, i + c0), soa3_load(B1, i + c1)),
+                        su3_mul(soa3_load(C, i + c0), soa3_load(C2, i + c2)),
+                    )
+                # keep the sites, drop the halo columns between rows
+                z = t0 // W
+                col = t0 - z * W - 1
+                for i in range(n):
+                    if 0 <= col < L:
+                        acc += tmp[i]
+                        if store:
+                            field[p, s0 + z * L + col] = tmp[i] * (1.0 / 3.0)
+                    col += 1
+                    if col == L + 1:
+                        col = -1
+                        z += 1
             p += 1
     return acc
 
 
 @njit(parallel=True, cache=True)
-def _su3_plaquette(Uf, fin, bin_, L0, L, per_b, field, store, sums):
+def _su3_plaquette(Uf, yf, yb, L0, Lz, L, per_b, field, store, sums):
     """SU(3) version of _plaquette_generic on the (B, D, V, 18) float64 view of the links."""
     B, D, V, _ = Uf.shape
-    Rs = V // (L0 * L)
+    Ys = V // (L0 * Lz * L)
+    W = L + 2
     nchunk = B * per_b
     partial = np.zeros(nchunk)
     for c in prange(nchunk):
         b, t0, t1 = _chunk_slabs(c, per_b, L0)
-        ring = np.empty((3, D, Rs, 18, L + 2))
-        tmp = np.empty(L)
+        ring = np.empty((3, D, Ys, 18, (Lz + 2) * W))
         acc = 0.0
-        _fill_slab(Uf, b, t0 % L0, ring[_slot(0, 0)])
+        _fill_slab(Uf, b, t0 % L0, Lz, ring[_slot(0, 0)])
         for j in range(t1 - t0):
-            _fill_slab(Uf, b, (t0 + j + 1) % L0, ring[_slot(j, 1)])
-            for r in range(Rs):
-                acc += _su3_plaquette_row(ring, j, r, fin, bin_, tmp, field[b], store, ((t0 + j) * Rs + r) * L)
+            _fill_slab(Uf, b, (t0 + j + 1) % L0, Lz, ring[_slot(j, 1)])
+            for pl in range(Ys):
+                acc += _su3_plaquette_plane(ring, j, pl, yf, yb, Lz, field[b], store, ((t0 + j) * Ys + pl) * Lz * L)
         partial[c] = acc
     for b in range(B):
         sums[b] = partial[b * per_b : (b + 1) * per_b].sum() * (1.0 / 3.0)
 
 
 @njit(fastmath=True, cache=True)
-def _su3_staples_row(ring, j, r, fin, bin_, scale, want_force, out, s0):
-    """Staple sums (or forces) of the D links at each site of row r of slab j, into out (D, V, 18).
+def _su3_staples_plane(ring, j, pl, yf, yb, Lz, scale, want_force, out, s0):
+    """Staple sums (or forces) of the D links at each site of plane pl of slab j, into out (D, V, 18).
 
     Flops per link and direction nu != mu: 4 matrix products (4 x 198) + 2 matrix sums (2 x 18) = 828;
     the force adds U A (198) and the scaled TA projection (21) per link.
     """
     D = ring.shape[1]
-    L = ring.shape[4] - 2
+    W = ring.shape[4] // (Lz + 2)
+    L = W - 2
+    npos = Lz * W
     # Accumulators allocated here, with a compile-time row stride: LLVM then knows that their 18
-    # rows do not overlap and vectorises the site loop (it does not for arrays passed in, whose
-    # stride it cannot see). Two small allocations per row of D * L links cost ~1%.
+    # rows do not overlap and vectorises the position loop (it does not for arrays passed in,
+    # whose stride it cannot see).
     S = np.empty((18, _BLOCK + 8))
     G = np.empty((18, _BLOCK + 8))
     for mu in range(D):
-        dj1, r1, o1 = _step(0, r, 1, mu, 1, fin, bin_, D)  # x + mu
-        o1 = max(o1, 0)
-        for blk in range((L + _BLOCK - 1) // _BLOCK):
-            i0 = blk * _BLOCK
-            n = min(_BLOCK, L - i0)
+        dj1, pl1, off1 = _step(0, pl, 0, mu, 1, yf, yb, D, W)  # x + mu
+        Umu = ring[_slot(j, 0), mu, pl]
+        for t0 in range(0, npos, _BLOCK):
+            n = min(_BLOCK, npos - t0)
             S[:, :n] = 0.0
             for nu in range(D):
                 if nu == mu:
                     continue
-                dj2, r2, o2 = _step(0, r, 1, nu, 1, fin, bin_, D)  # x + nu
-                dj3, r3, o3 = _step(0, r, 1, nu, -1, fin, bin_, D)  # x - nu
-                dj4, r4, o4 = _step(dj1, r1, o1, nu, -1, fin, bin_, D)  # x + mu - nu
-                # column offsets are 0..2; saying so lets LLVM drop Numba's negative-index
-                # wraparound, which would otherwise turn the loads into gathers
-                o2, o3, o4 = max(o2, 0), max(o3, 0), max(o4, 0)
-                P1 = ring[_slot(j, dj1), nu, r1]  # U_nu(x+mu)
-                P2 = ring[_slot(j, dj2), mu, r2]  # U_mu(x+nu)
-                P3 = ring[_slot(j, 0), nu, r]  # U_nu(x)
-                Q1 = ring[_slot(j, dj4), nu, r4]  # U_nu(x+mu-nu)
-                Q2 = ring[_slot(j, dj3), mu, r3]  # U_mu(x-nu)
-                Q3 = ring[_slot(j, dj3), nu, r3]  # U_nu(x-nu)
+                dj2, pl2, off2 = _step(0, pl, 0, nu, 1, yf, yb, D, W)  # x + nu
+                dj3, pl3, off3 = _step(0, pl, 0, nu, -1, yf, yb, D, W)  # x - nu
+                dj4, pl4, off4 = _step(dj1, pl1, off1, nu, -1, yf, yb, D, W)  # x + mu - nu
+                P1 = ring[_slot(j, dj1), nu, pl1]  # U_nu(x+mu)
+                P2 = ring[_slot(j, dj2), mu, pl2]  # U_mu(x+nu)
+                P3 = ring[_slot(j, 0), nu, pl]  # U_nu(x)
+                Q1 = ring[_slot(j, dj4), nu, pl4]  # U_nu(x+mu-nu)
+                Q2 = ring[_slot(j, dj3), mu, pl3]  # U_mu(x-nu)
+                Q3 = ring[_slot(j, dj3), nu, pl3]  # U_nu(x-nu)
+                c0, c1, c2 = _first_column(t0, 0, W), _first_column(t0, off1, W), _first_column(t0, off2, W)
+                c3, c4 = _first_column(t0, off3, W), _first_column(t0, off4, W)
                 for i in range(n):
-                    col = i0 + i
                     up = su3_mul(
-                        su3_mul(soa3_load(P1, col + o1), su3_adj(soa3_load(P2, col + o2))),
-                        su3_adj(soa3_load(P3, col + 1)),
+                        su3_mul(soa3_load(P1, i + c1), su3_adj(soa3_load(P2, i + c2))),
+                        su3_adj(soa3_load(P3, i + c0)),
                     )
                     lo = su3_mul(
-                        su3_adj(su3_mul(soa3_load(Q2, col + o3), soa3_load(Q1, col + o4))),
-                        soa3_load(Q3, col + o3),
+                        su3_adj(su3_mul(soa3_load(Q2, i + c3), soa3_load(Q1, i + c4))),
+                        soa3_load(Q3, i + c3),
                     )
                     soa3_add_store(S, i, su3_add(up, lo))
             R = S
             if want_force:
-                Umu = ring[_slot(j, 0), mu, r]
+                c0 = _first_column(t0, 0, W)
                 for i in range(n):
-                    m = su3_mul(soa3_load(Umu, i0 + i + 1), soa3_load(S, i))
+                    m = su3_mul(soa3_load(Umu, i + c0), soa3_load(S, i))
                     soa3_store(G, i, su3_traceless_antihermitian(m, scale))
                 R = G
+            # keep the sites, drop the halo columns between rows
+            z = t0 // W
+            col = t0 - z * W - 1
             for i in range(n):
-                dst = out[mu, s0 + i0 + i]
-                for k in range(18):
-                    dst[k] = R[k, i]
+                if 0 <= col < L:
+                    dst = out[mu, s0 + z * L + col]
+                    for k in range(18):
+                        dst[k] = R[k, i]
+                col += 1
+                if col == L + 1:
+                    col = -1
+                    z += 1
 
 
 @njit(parallel=True, cache=True)
-def _su3_staples(Uf, fin, bin_, L0, L, per_b, scale, want_force, out):
+def _su3_staples(Uf, yf, yb, L0, Lz, L, per_b, scale, want_force, out):
     """SU(3) version of _staples_generic; ``out`` is the (B, D, V, 18) float64 view of the result."""
     B, D, V, _ = Uf.shape
-    Rs = V // (L0 * L)
+    Ys = V // (L0 * Lz * L)
+    W = L + 2
     nchunk = B * per_b
     for c in prange(nchunk):
         b, t0, t1 = _chunk_slabs(c, per_b, L0)
-        ring = np.empty((3, D, Rs, 18, L + 2))
-        _fill_slab(Uf, b, (t0 - 1) % L0, ring[_slot(-1, 0)])
-        _fill_slab(Uf, b, t0 % L0, ring[_slot(0, 0)])
+        ring = np.empty((3, D, Ys, 18, (Lz + 2) * W))
+        _fill_slab(Uf, b, (t0 - 1) % L0, Lz, ring[_slot(-1, 0)])
+        _fill_slab(Uf, b, t0 % L0, Lz, ring[_slot(0, 0)])
         for j in range(t1 - t0):
-            _fill_slab(Uf, b, (t0 + j + 1) % L0, ring[_slot(j, 1)])
-            for r in range(Rs):
-                _su3_staples_row(ring, j, r, fin, bin_, scale, want_force, out[b], ((t0 + j) * Rs + r) * L)
+            _fill_slab(Uf, b, (t0 + j + 1) % L0, Lz, ring[_slot(j, 1)])
+            for pl in range(Ys):
+                _su3_staples_plane(ring, j, pl, yf, yb, Lz, scale, want_force, out[b], ((t0 + j) * Ys + pl) * Lz * L)
 
 
 def _su3_geometry(shape, B):
-    """Middle-coordinate neighbour tables, L0, L and the number of chunks per configuration."""
+    """Neighbour tables of the y lattice, L0, Lz, L and the number of chunks per configuration."""
     D = len(shape)
-    if D > 2:
-        fin, bin_ = neighbour_table(shape[1:-1])
-    else:  # no middle coordinates: one row per slab
-        fin = bin_ = np.zeros((1, 0), dtype=np.int64)
+    if D > 3:
+        yf, yb = neighbour_table(shape[1:-2])
+    else:  # no y coordinates: one plane per slab
+        yf = yb = np.zeros((1, 0), dtype=np.int64)
     L0, L = shape[0], shape[-1]
+    Lz = shape[-2] if D > 2 else 1
     # enough chunks to keep every thread busy; each chunk re-transposes one or two slabs
     per_b = max(1, min(L0, -(-get_num_threads() // B)))
-    return fin, bin_, L0, L, per_b
+    return yf, yb, L0, Lz, L, per_b
 
 
 def _as_real_view(Uc):
@@ -444,8 +499,8 @@ def _plaquette_sums(U, batched, check, store):
     sums = np.empty(B)
     with _threads_for(B * V, PARALLEL_MIN_SITES):
         if N == 3:
-            fin, bin_, L0, L, per_b = _su3_geometry(shape, B)
-            _su3_plaquette(_as_real_view(Uc), fin, bin_, L0, L, per_b, field, store, sums)
+            yf, yb, L0, Lz, L, per_b = _su3_geometry(shape, B)
+            _su3_plaquette(_as_real_view(Uc), yf, yb, L0, Lz, L, per_b, field, store, sums)
         else:
             fwd, _ = neighbour_table(shape)
             _plaquette_generic(Uc, fwd, plane_list, _n_chunks(B * V), field, store, sums)
@@ -485,8 +540,8 @@ def _staples_or_force(U, batched, check, beta, want_force):
     out = np.empty_like(Uc)
     with _threads_for(B * Uc.shape[2], PARALLEL_MIN_SITES):
         if N == 3:
-            fin, bin_, L0, L, per_b = _su3_geometry(shape, B)
-            _su3_staples(_as_real_view(Uc), fin, bin_, L0, L, per_b, scale, want_force, _as_real_view(out))
+            yf, yb, L0, Lz, L, per_b = _su3_geometry(shape, B)
+            _su3_staples(_as_real_view(Uc), yf, yb, L0, Lz, L, per_b, scale, want_force, _as_real_view(out))
         else:
             fwd, bwd = neighbour_table(shape)
             _staples_generic(Uc, fwd, bwd, _n_chunks(B * len(shape) * Uc.shape[2]), scale, want_force, out)
