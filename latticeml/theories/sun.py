@@ -329,17 +329,19 @@ def _su3_plaquette_plane(ring, j, pl, yf, yb, Lz, field, store, s0):
     npos = Lz * W
     tmp = np.empty(_BLOCK + 8)
     acc = 0.0
-    p = 0
-    for mu in range(D):
-        for nu in range(mu + 1, D):
-            A = ring[_slot(j, 0), mu, pl]  # U_mu(x)
-            C = ring[_slot(j, 0), nu, pl]  # U_nu(x)
-            dj1, pl1, off1 = _step(0, pl, 0, mu, 1, yf, yb, D, W)
-            B1 = ring[_slot(j, dj1), nu, pl1]  # U_nu(x+mu)
-            dj2, pl2, off2 = _step(0, pl, 0, nu, 1, yf, yb, D, W)
-            C2 = ring[_slot(j, dj2), mu, pl2]  # U_mu(x+nu)
-            for t0 in range(0, npos, _BLOCK):
-                n = min(_BLOCK, npos - t0)
+    # blocks outermost: the operands of one block (all links of the few planes it touches) stay
+    # in L2 while every (mu, nu) reads them
+    for t0 in range(0, npos, _BLOCK):
+        n = min(_BLOCK, npos - t0)
+        p = 0
+        for mu in range(D):
+            for nu in range(mu + 1, D):
+                A = ring[_slot(j, 0), mu, pl]  # U_mu(x)
+                C = ring[_slot(j, 0), nu, pl]  # U_nu(x)
+                dj1, pl1, off1 = _step(0, pl, 0, mu, 1, yf, yb, D, W)
+                B1 = ring[_slot(j, dj1), nu, pl1]  # U_nu(x+mu)
+                dj2, pl2, off2 = _step(0, pl, 0, nu, 1, yf, yb, D, W)
+                C2 = ring[_slot(j, dj2), mu, pl2]  # U_mu(x+nu)
                 c0, c1, c2 = _first_column(t0, 0, W), _first_column(t0, off1, W), _first_column(t0, off2, W)
                 for i in range(n):
                     tmp[i] = su3_re_trace_mul_adj(
@@ -358,7 +360,7 @@ def _su3_plaquette_plane(ring, j, pl, yf, yb, Lz, field, store, s0):
                     if col == L + 1:
                         col = -1
                         z += 1
-            p += 1
+                p += 1
     return acc
 
 
@@ -400,11 +402,13 @@ def _su3_staples_plane(ring, j, pl, yf, yb, Lz, scale, want_force, out, s0):
     # whose stride it cannot see).
     S = np.empty((18, _BLOCK + 8))
     G = np.empty((18, _BLOCK + 8))
-    for mu in range(D):
-        dj1, pl1, off1 = _step(0, pl, 0, mu, 1, yf, yb, D, W)  # x + mu
-        Umu = ring[_slot(j, 0), mu, pl]
-        for t0 in range(0, npos, _BLOCK):
-            n = min(_BLOCK, npos - t0)
+    # blocks outermost: the operands of one block (all links of the few planes it touches) stay
+    # in L2 while every (mu, nu) reads them
+    for t0 in range(0, npos, _BLOCK):
+        n = min(_BLOCK, npos - t0)
+        for mu in range(D):
+            dj1, pl1, off1 = _step(0, pl, 0, mu, 1, yf, yb, D, W)  # x + mu
+            Umu = ring[_slot(j, 0), mu, pl]
             S[:, :n] = 0.0
             for nu in range(D):
                 if nu == mu:
