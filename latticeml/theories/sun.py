@@ -275,12 +275,14 @@ def _first_column(t0, off, W):
 
 
 @njit(cache=True)
-def _fill_slab(Uf, b, x0, Lz, ring_slot):
+def _fill_slab(Uf, b, x0, Lz, backward, ring_slot):
     """Transpose slab x0 of every U_mu into ring_slot (D, Ys, 18, (Lz + 2) W), halos included.
 
-    Every stored position, halo or not, is copied straight from the field (the halos from the
-    periodic images); copying halos from the block itself would be less data but makes LLVM
-    version the loops for self-aliasing, which cost seconds of compile time.
+    The halo row z = -1 is filled only if ``backward`` (the plaquette reads forward neighbours
+    only; the halo columns are always filled, since the values computed at halo positions must
+    stay finite). Every stored position, halo or not, is copied straight from the field (the
+    halos from the periodic images); copying halos from the block itself would be less data but
+    makes LLVM version the loops for self-aliasing, which cost seconds of compile time.
     """
     D = ring_slot.shape[0]
     Ys = ring_slot.shape[1]
@@ -289,7 +291,7 @@ def _fill_slab(Uf, b, x0, Lz, ring_slot):
     for mu in range(D):
         for pl in range(Ys):
             blk = ring_slot[mu, pl]
-            for zh in range(Lz + 2):
+            for zh in range(0 if backward else 1, Lz + 2):
                 z = zh - 1  # z = -1 is z = Lz - 1, z = Lz is z = 0
                 if z < 0:
                     z = Lz - 1
@@ -317,10 +319,11 @@ def _chunk_slabs(c, per_b, L0):
 
 
 @njit(fastmath=True, cache=True)
-def _su3_plaquette_plane(ring, j, pl, yf, yb, Lz, field, store, s0):
+def _su3_plaquette_plane(ring, j, pl, yf, yb, Lz, site_mask, field, store, s0):
     """Sum of Re tr U_P over the planes (mu, nu) and the sites of plane pl of slab j.
 
-    field (P, V) gets Re tr U_P / 3 if store; s0 is the plane's first site.
+    field (P, V) gets Re tr U_P / 3 if store; s0 is the plane's first site; site_mask (Lz W) is 1
+    at the positions of sites and 0 at the halo columns.
     Flops per site and plane: 2 matrix products (2 x 198) + Re tr(A B^+) (18 mul + 17 add) = 431.
     """
     D = ring.shape[1]
@@ -343,23 +346,24 @@ def _su3_plaquette_plane(ring, j, pl, yf, yb, Lz, field, store, s0):
                 dj2, pl2, off2 = _step(0, pl, 0, nu, 1, yf, yb, D, W)
                 C2 = ring[_slot(j, dj2), mu, pl2]  # U_mu(x+nu)
                 c0, c1, c2 = _first_column(t0, 0, W), _first_column(t0, off1, W), _first_column(t0, off2, W)
+                cm = min(max(t0, 0), 1 << 40)  # see _first_column
                 for i in range(n):
-                    tmp[i] = su3_re_trace_mul_adj(
+                    val = su3_re_trace_mul_adj(
                         su3_mul(soa3_load(A, i + c0), soa3_load(B1, i + c1)),
                         su3_mul(soa3_load(C, i + c0), soa3_load(C2, i + c2)),
                     )
-                # keep the sites, drop the halo columns between rows
-                z = t0 // W
-                col = t0 - z * W - 1
-                for i in range(n):
-                    if 0 <= col < L:
-                        acc += tmp[i]
-                        if store:
+                    tmp[i] = val
+                    acc += val * site_mask[i + cm]  # the halo columns between rows do not count
+                if store:
+                    z = t0 // W
+                    col = t0 - z * W - 1
+                    for i in range(n):
+                        if 0 <= col < L:
                             field[p, s0 + z * L + col] = tmp[i] * (1.0 / 3.0)
-                    col += 1
-                    if col == L + 1:
-                        col = -1
-                        z += 1
+                        col += 1
+                        if col == L + 1:
+                            col = -1
+                            z += 1
                 p += 1
     return acc
 
@@ -372,15 +376,20 @@ def _su3_plaquette(Uf, yf, yb, L0, Lz, L, per_b, field, store, sums):
     W = L + 2
     nchunk = B * per_b
     partial = np.zeros(nchunk)
+    site_mask = np.zeros(Lz * W)
+    for z in range(Lz):
+        site_mask[z * W + 1 : z * W + 1 + L] = 1.0
     for c in prange(nchunk):
         b, t0, t1 = _chunk_slabs(c, per_b, L0)
         ring = np.empty((3, D, Ys, 18, (Lz + 2) * W))
         acc = 0.0
-        _fill_slab(Uf, b, t0 % L0, Lz, ring[_slot(0, 0)])
+        _fill_slab(Uf, b, t0 % L0, Lz, False, ring[_slot(0, 0)])
         for j in range(t1 - t0):
-            _fill_slab(Uf, b, (t0 + j + 1) % L0, Lz, ring[_slot(j, 1)])
+            _fill_slab(Uf, b, (t0 + j + 1) % L0, Lz, False, ring[_slot(j, 1)])
             for pl in range(Ys):
-                acc += _su3_plaquette_plane(ring, j, pl, yf, yb, Lz, field[b], store, ((t0 + j) * Ys + pl) * Lz * L)
+                acc += _su3_plaquette_plane(
+                    ring, j, pl, yf, yb, Lz, site_mask, field[b], store, ((t0 + j) * Ys + pl) * Lz * L
+                )
         partial[c] = acc
     for b in range(B):
         sums[b] = partial[b * per_b : (b + 1) * per_b].sum() * (1.0 / 3.0)
@@ -465,10 +474,10 @@ def _su3_staples(Uf, yf, yb, L0, Lz, L, per_b, scale, want_force, out):
     for c in prange(nchunk):
         b, t0, t1 = _chunk_slabs(c, per_b, L0)
         ring = np.empty((3, D, Ys, 18, (Lz + 2) * W))
-        _fill_slab(Uf, b, (t0 - 1) % L0, Lz, ring[_slot(-1, 0)])
-        _fill_slab(Uf, b, t0 % L0, Lz, ring[_slot(0, 0)])
+        _fill_slab(Uf, b, (t0 - 1) % L0, Lz, True, ring[_slot(-1, 0)])
+        _fill_slab(Uf, b, t0 % L0, Lz, True, ring[_slot(0, 0)])
         for j in range(t1 - t0):
-            _fill_slab(Uf, b, (t0 + j + 1) % L0, Lz, ring[_slot(j, 1)])
+            _fill_slab(Uf, b, (t0 + j + 1) % L0, Lz, True, ring[_slot(j, 1)])
             for pl in range(Ys):
                 _su3_staples_plane(ring, j, pl, yf, yb, Lz, scale, want_force, out[b], ((t0 + j) * Ys + pl) * Lz * L)
 
