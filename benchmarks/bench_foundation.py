@@ -7,9 +7,10 @@ Workloads (one configuration, float64/complex128):
 
 For each: the time of ``action``, the plaquette field (``plaquette_field`` / ``plaquette_angles``;
 phi^4 has none) and ``force`` through the library's public functions (SU(3) with ``check=False``:
-the SU(N) test of the links is timed on its own line), against a plain NumPy version written
-below (np.roll for the neighbours, batched ``@`` for the colour matrices). Times are the best of
-several repeats (the 2-core machine is shared; the best is the least disturbed run).
+the SU(N) test of the links is timed on its own line), on all threads and on one thread, against
+a plain NumPy version written below (np.roll for the neighbours, batched ``@`` for the colour
+matrices). Times are the best of several repeats (the 2-core machine is shared; the best is the
+least disturbed run; the one-thread column is the least sensitive to other users' load).
 
 Flop counts (per site; complex multiply = 6, complex add = 2, real op = 1; what the kernels execute):
   SU(3) plaquette  6 planes x [2 matrix products (2 x 198) + Re tr(A B^+) (18 mul + 17 add)] = 2586
@@ -23,8 +24,9 @@ Flop counts (per site; complex multiply = 6, complex add = 2, real op = 1; what 
 GB/s counts the compulsory traffic only: the input field read once and the output written once
 (SU(3): 4 x 144 B read per site, the force also writes 4 x 144 B).
 
-Reference rates measured in the same run: dgemm (2000 x 2000 matmul through NumPy's BLAS, all
-cores) and copy bandwidth (np.copyto of a 256 MiB array, read + write counted).
+Reference rates measured in the same run: dgemm (2000 x 2000 matmul through NumPy's BLAS, on all
+cores, and on one core in a subprocess with OPENBLAS_NUM_THREADS=1) and copy bandwidth (np.copyto
+of a 256 MiB array, read + write counted).
 
 Cold start: a subprocess imports latticeml.theories and calls each theory's action, plaquette and
 force once (small lattices), with an empty NUMBA_CACHE_DIR (everything compiles) and again with
@@ -148,6 +150,28 @@ def dgemm_gflops() -> float:
     return 2 * 2000**3 / best_time(lambda: a @ b, 5) / 1e9
 
 
+def dgemm_gflops_one_core() -> float:
+    """dgemm on one core: OpenBLAS reads its thread count at import, hence a subprocess."""
+    code = textwrap.dedent(
+        """
+        import time
+        import numpy as np
+        a = np.random.default_rng(0).standard_normal((2000, 2000))
+        b = a.T.copy()
+        a @ b
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+        print(2 * 2000**3 / best / 1e9)
+        """
+    )
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
 def copy_gbs() -> float:
     x = np.random.default_rng(0).standard_normal(2**25)  # 256 MiB, far beyond the caches
     y = np.empty_like(x)
@@ -212,16 +236,23 @@ def main() -> None:
     load0 = os.getloadavg()[0]
     rng = np.random.default_rng(2026)
     gemm = dgemm_gflops()
+    gemm1 = dgemm_gflops_one_core()
     bw = copy_gbs()
+    threads = numba.get_num_threads()
 
     rows = []
 
     def add(theory, lattice, kernel, f_nb, f_np, flops, nbytes, check=None):
         t_nb = best_time(f_nb, rep_nb)
+        numba.set_num_threads(1)
+        try:
+            t_nb1 = best_time(f_nb, rep_nb)
+        finally:
+            numba.set_num_threads(threads)
         t_np = best_time(f_np, rep_np)
         if check is not None:  # the two versions must agree before their times mean anything
             check(f_nb(), f_np())
-        rows.append((theory, lattice, kernel, t_nb, t_np, flops, nbytes))
+        rows.append((theory, lattice, kernel, t_nb, t_nb1, t_np, flops, nbytes))
 
     def close(a, b):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
@@ -260,15 +291,22 @@ def main() -> None:
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores; numba {numba.__version__} ({numba.get_num_threads()} threads), "
           f"numpy {np.__version__}; load average {load0:.1f} at start, {load1:.1f} at end")  # fmt: skip
-    print(f"dgemm (2000^2, NumPy BLAS): {gemm:.1f} GFLOP/s; copy bandwidth (256 MiB, read + write): {bw:.1f} GB/s")
+    print(
+        f"dgemm (2000^2, NumPy BLAS): {gemm:.1f} GFLOP/s on {os.cpu_count()} cores, {gemm1:.1f} GFLOP/s on one core; "
+        f"copy bandwidth (256 MiB, read + write): {bw:.1f} GB/s"
+    )
     print()
-    print("| theory | lattice | kernel | Numba ms | NumPy ms | NumPy / Numba | GFLOP/s | % of dgemm | GB/s | % of copy |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for theory, lattice, kernel, t_nb, t_np, flops, nbytes in rows:
-        gf, gb = flops / t_nb / 1e9, nbytes / t_nb / 1e9
+    print(
+        f"| theory | lattice | kernel | NumPy ms | Numba ms ({threads} thr) | NumPy / Numba | GFLOP/s | % of dgemm "
+        "| GB/s | % of copy | Numba ms (1 thr) | GFLOP/s (1 thr) | % of 1-core dgemm |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for theory, lattice, kernel, t_nb, t_nb1, t_np, flops, nbytes in rows:
+        gf, gb, gf1 = flops / t_nb / 1e9, nbytes / t_nb / 1e9, flops / t_nb1 / 1e9
         print(
-            f"| {theory} | {lattice} | {kernel} | {1e3 * t_nb:.3f} | {1e3 * t_np:.1f} | {t_np / t_nb:.0f}x "
-            f"| {gf:.1f} | {100 * gf / gemm:.0f}% | {gb:.1f} | {100 * gb / bw:.0f}% |"
+            f"| {theory} | {lattice} | {kernel} | {1e3 * t_np:.1f} | {1e3 * t_nb:.3f} | {t_np / t_nb:.0f}x "
+            f"| {gf:.1f} | {100 * gf / gemm:.0f}% | {gb:.1f} | {100 * gb / bw:.0f}% "
+            f"| {1e3 * t_nb1:.3f} | {gf1:.1f} | {100 * gf1 / gemm1:.0f}% |"
         )
     print()
     print(f"SU(3) 16^4 input check (groups.check_special_unitary, the default check=True): {1e3 * t_check:.1f} ms per call")
