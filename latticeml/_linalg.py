@@ -1,7 +1,8 @@
 """Small dense colour-matrix kernels for use inside other Numba kernels.
 
-Every function here is ``@njit(inline="always")`` and writes into a caller-provided ``out``
-array, so a kernel allocates its work space once per thread (not once per site). Matrices are
+Every function here is ``@njit(inline="always")``. The matrix routines write into a
+caller-provided ``out`` array, so a kernel allocates its work space once per thread (not once per
+site); the SU(3) structure-of-arrays helpers at the end work on 18-tuples held in registers. Matrices are
 complex128 C-contiguous ``(N, N)`` views such as ``U[mu, s]`` of a link field viewed as
 ``(D, V, N, N)``. ``out`` must not alias an input.
 
@@ -142,8 +143,8 @@ def traceless_antihermitian_into(m, scale, out):
 # ----------------------------------------------------------------------------- SU(3), many sites at once
 #
 # The bulk SU(3) kernels (plaquette, staples, force in latticeml.theories.sun) vectorise across
-# sites, not within a matrix: a row of L sites is stored "structure of arrays", an (18, L) float64
-# block whose row 2*(3*r + c) holds Re U_rc and row 2*(3*r + c) + 1 holds Im U_rc for all L sites.
+# sites, not within a matrix: n sites are stored "structure of arrays", an (18, n) float64 block
+# whose row 2*(3*r + c) holds Re U_rc and row 2*(3*r + c) + 1 holds Im U_rc for all n sites.
 # A loop over the site index i then does the same scalar arithmetic for every i, which LLVM turns
 # into AVX-512/AVX2 instructions. The helpers below are the per-site arithmetic on 18-tuples of
 # floats (the matrix of one site, re/im interleaved). They contain no loops on purpose: a loop

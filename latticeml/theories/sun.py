@@ -29,15 +29,17 @@ implementations compute the same numbers:
 
 * a per-site one for any N, built on the small matrix routines of :mod:`latticeml._linalg`
   (its per-link staple :func:`staple_into` is what local updates use);
-* for N = 3, a vectorised one (the case where the time goes): the sites of a row along the last
-  lattice axis are processed together in structure-of-arrays form, (18, L) float64 blocks with
-  re/im parts of the 9 matrix elements as rows, so that LLVM emits SIMD instructions across sites.
+* for N = 3, a vectorised one (the case where the time goes): many sites are processed together
+  in structure-of-arrays form, float64 blocks with the re/im parts of the 9 matrix elements as 18
+  rows and the sites along the columns, so that LLVM emits SIMD instructions across sites.
   (Vectorising over sites rather than within a 3x3 matrix is what lattice QCD codes do, e.g.
-  P. Boyle et al., "Grid", arXiv:1512.03487.) The field is transposed into that form one
-  time-slice ("slab", fixed x0) at a time, into a ring of three slabs per thread (x0 - 1, x0,
-  x0 + 1), so the transposed copy stays in cache and each link is transposed about once (the ring
-  takes about 3/L0 of the field's memory per thread). Each row is stored with one halo entry at
-  each end, so a neighbour along the last axis is the same row read at offset +-1.
+  P. Boyle et al., "Grid", arXiv:1512.03487.) One block holds a plane of the last two lattice
+  axes with one halo row and column on each side, so that every neighbour within the plane is the
+  same block read at a fixed offset and one loop runs over the whole plane. The field is
+  transposed into that form one time-slice ("slab", fixed x0) at a time, into a ring of three
+  slabs per thread (x0 - 1, x0, x0 + 1), so the transposed copy stays in cache and each link is
+  transposed about once (the ring takes about 3 (1 + 2/L)^2 / L0 of the field's memory per
+  thread). Details above ``_step`` below.
 
 The staples are summed link by link: 4 (D - 1) matrix products per link, 48 per site in 4D. (A
 scheme that computes each plaquette's partial products once and scatters them to its four links
