@@ -111,7 +111,7 @@ def test_su3_every_chunking_of_slabs(shape, rng):
     F_ref = np.array([ref_force(u, 3.0) for u in U]).reshape(Uc.shape)
     for per_b in range(1, L0 + 1):
         field, sums = np.empty(P_ref.shape), np.empty(2)
-        sun._su3_plaquette(Uf, yf, yb, L0, Lz, L, per_b, field, True, sums)
+        sun._su3_plaquette(Uf, yf, L0, Lz, L, per_b, field, True, sums)
         np.testing.assert_allclose(field, P_ref, atol=1e-13)
         np.testing.assert_allclose(sums, P_ref.sum(axis=(1, 2)), rtol=1e-13)
         out = np.empty_like(Uc)
