@@ -27,9 +27,12 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
+from ._threads import _n_chunks, _threads_for
 from .lattice import check_shape
+
+_PARALLEL_MIN_MATRICES = 256  # matrices below which the unitarity check runs on one thread
 
 __all__ = [
     "wrap_angle",
@@ -474,22 +477,43 @@ def project_su(M: np.ndarray, *, max_sweeps: int = 200, tol: float = 1e-14) -> n
 # ----------------------------------------------------------------------------- checks
 
 
-@njit(cache=True)
-def _violation(U):
-    n = U.shape[1]
-    worst_unit = 0.0
-    worst_det = 0.0
-    for b in range(U.shape[0]):
-        for i in range(n):
-            for j in range(n):
-                acc = 0j
-                for k in range(n):
-                    acc += U[b, i, k] * U[b, j, k].conjugate()
-                if i == j:
-                    acc -= 1.0
-                worst_unit = max(worst_unit, abs(acc))
-        worst_det = max(worst_det, abs(np.linalg.det(U[b]) - 1.0))
-    return worst_unit, worst_det
+@njit(inline="always", cache=True)
+def _det(M):
+    """det of one (N, N) complex matrix: closed form for N = 2, 3 (the common cases), LU otherwise."""
+    n = M.shape[0]
+    if n == 2:
+        return M[0, 0] * M[1, 1] - M[0, 1] * M[1, 0]
+    if n == 3:
+        return (
+            M[0, 0] * (M[1, 1] * M[2, 2] - M[1, 2] * M[2, 1])
+            - M[0, 1] * (M[1, 0] * M[2, 2] - M[1, 2] * M[2, 0])
+            + M[0, 2] * (M[1, 0] * M[2, 1] - M[1, 1] * M[2, 0])
+        )
+    return np.linalg.det(M)
+
+
+@njit(parallel=True, cache=True)
+def _violation(U, nchunk):
+    """(max |U U^dagger - 1|, max |det U - 1|) over the matrices of U (M, N, N), in nchunk chunks."""
+    M, n, _ = U.shape
+    worst = np.zeros((nchunk, 2))
+    for c in prange(nchunk):
+        unit = 0.0
+        det = 0.0
+        for b in range(c * M // nchunk, (c + 1) * M // nchunk):
+            for i in range(n):
+                for j in range(n):
+                    acc = 0j
+                    for k in range(n):
+                        acc += U[b, i, k] * U[b, j, k].conjugate()
+                    if i == j:
+                        acc -= 1.0
+                    unit = max(unit, acc.real * acc.real + acc.imag * acc.imag)  # |.|^2: no sqrt per entry
+            d = _det(U[b]) - 1.0
+            det = max(det, d.real * d.real + d.imag * d.imag)
+        worst[c, 0] = unit
+        worst[c, 1] = det
+    return np.sqrt(worst[:, 0].max()), np.sqrt(worst[:, 1].max())
 
 
 def unitarity_violation(U: np.ndarray) -> tuple[float, float]:
@@ -497,7 +521,8 @@ def unitarity_violation(U: np.ndarray) -> tuple[float, float]:
     flat, _ = _as_matrices(U, "U")
     if flat.shape[0] == 0:
         return 0.0, 0.0
-    return _violation(flat)
+    with _threads_for(flat.shape[0], _PARALLEL_MIN_MATRICES):
+        return _violation(flat, _n_chunks(flat.shape[0]))
 
 
 def check_special_unitary(U: np.ndarray, *, tol: float = 1e-10, name: str = "links") -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "shift",
     "parity",
     "checkerboard_sites",
+    "planes",
 ]
 
 
@@ -146,3 +147,19 @@ def checkerboard_sites(shape) -> tuple[np.ndarray, np.ndarray]:
             "use even lattice sizes for local updates"
         )
     return _checkerboard(shape)
+
+
+@lru_cache(maxsize=16)
+def _planes_array(D: int) -> np.ndarray:
+    """planes(D) as a read-only (D (D - 1) / 2, 2) int64 array, for Numba kernels."""
+    p = np.array([(mu, nu) for mu in range(D) for nu in range(mu + 1, D)], dtype=np.int64).reshape(-1, 2)
+    p.setflags(write=False)
+    return p
+
+
+def planes(D: int) -> tuple[tuple[int, int], ...]:
+    """The D (D - 1) / 2 lattice planes ``(mu, nu)``, ``mu < nu``, in the order every plaquette array
+    uses: (0, 1), (0, 2), ..., (1, 2), ..."""
+    if int(D) != D or D < 2:
+        raise ValueError(f"plaquettes need a lattice of dimension D >= 2, got D={D}")
+    return tuple((int(mu), int(nu)) for mu, nu in _planes_array(int(D)))

@@ -137,6 +137,19 @@ def test_check_special_unitary_message(rng):
         groups.expm_su(np.zeros(3))
 
 
+@pytest.mark.parametrize("N", NS)
+@pytest.mark.parametrize("n_matrices", [7, 3000])  # one thread / parallel chunks
+def test_unitarity_violation_matches_numpy(N, n_matrices, rng):
+    # SU(N) matrices spoiled by a known amount, so the two maxima are far from zero and unequal
+    U = groups.haar_su(rng, N, (n_matrices,))
+    U = U + 1e-3 * rng.standard_normal(U.shape) * np.exp(2j * np.pi * rng.random(U.shape))
+    unit_ref = np.abs(U @ np.conj(np.swapaxes(U, -1, -2)) - np.eye(N)).max()
+    det_ref = np.abs(np.linalg.det(U) - 1.0).max()
+    unit, det = groups.unitarity_violation(U)
+    assert unit == pytest.approx(unit_ref, rel=1e-12)
+    assert det == pytest.approx(det_ref, rel=1e-12)
+
+
 def test_gauge_transform_composition(rng):
     shape, N = (4, 6), 3
     U = groups.haar_su(rng, N, (2,) + shape)

@@ -34,13 +34,12 @@ on a Lattice* (CUP 1994), ch. 3-4.
 from __future__ import annotations
 
 from functools import lru_cache
-from itertools import combinations
 
 import numpy as np
 from numba import njit
 
 from .. import _linalg as la
-from ..lattice import check_shape, neighbour_table
+from ..lattice import check_shape, neighbour_table, planes
 
 __all__ = [
     "planes",
@@ -55,11 +54,6 @@ __all__ = [
 ]
 
 _ORIENTATIONS = ("both", "mu", "nu")
-
-
-def planes(D: int) -> list[tuple[int, int]]:
-    """The D(D-1)/2 planes ``(mu, nu)``, ``mu < nu``, in the library's order (0,1), (0,2), ..., (1,2), ..."""
-    return list(combinations(range(int(D)), 2))
 
 
 # ----------------------------------------------------------------------------- input handling

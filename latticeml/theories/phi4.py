@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..lattice import check_shape, neighbour_table
-from . import _n_chunks, _threads_for
+from .._threads import _n_chunks, _threads_for
 
 __all__ = [
     "action",

@@ -4,7 +4,7 @@ Fields and conventions
 ----------------------
 * Links ``U`` are complex128 arrays ``(D, L0, ..., L{D-1}, N, N)`` of SU(N) matrices (row-major
   colour matrices); with ``batched=True`` a leading batch axis is added, ``(B, D, ...)``.
-* Plaquette of plane ``(mu, nu)``, ``mu < nu`` (order of :func:`latticeml.theories.u1.planes`):
+* Plaquette of plane ``(mu, nu)``, ``mu < nu`` (order of :func:`latticeml.lattice.planes`):
   ``U_P(x) = U_mu(x) U_nu(x+mu) U_mu(x+nu)^dagger U_nu(x)^dagger``.
 * Wilson action (K. G. Wilson, PRD 10 (1974) 2445): ``S = beta * sum_x sum_{mu<nu} (1 - Re tr U_P(x) / N)``.
 * Staple sum ``A_mu(x) = sum_{nu != mu} [ U_nu(x+mu) U_mu(x+nu)^dagger U_nu(x)^dagger
@@ -69,9 +69,8 @@ from .._linalg import (
     su3_traceless_antihermitian,
     traceless_antihermitian_into,
 )
-from ..lattice import check_shape, neighbour_table
-from . import _n_chunks, _threads_for
-from .u1 import _planes_array, planes
+from ..lattice import _planes_array, check_shape, neighbour_table, planes
+from .._threads import _n_chunks, _threads_for
 
 __all__ = [
     "planes",

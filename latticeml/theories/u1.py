@@ -23,14 +23,12 @@ every D.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 from numba import njit, prange
 
 from ..groups import wrap_angle
-from ..lattice import check_shape, neighbour_table
-from . import _n_chunks, _threads_for
+from ..lattice import _planes_array, check_shape, neighbour_table, planes
+from .._threads import _n_chunks, _threads_for
 
 __all__ = [
     "planes",
@@ -46,20 +44,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- geometry
-
-
-@lru_cache(maxsize=16)
-def _planes_array(D: int) -> np.ndarray:
-    p = np.array([(mu, nu) for mu in range(D) for nu in range(mu + 1, D)], dtype=np.int64).reshape(-1, 2)
-    p.setflags(write=False)
-    return p
-
-
-def planes(D: int) -> tuple[tuple[int, int], ...]:
-    """The lattice planes ``(mu, nu)``, ``mu < nu``, in the order every plaquette array uses."""
-    if int(D) != D or D < 2:
-        raise ValueError(f"plaquettes need a lattice of dimension D >= 2, got D={D}")
-    return tuple((int(mu), int(nu)) for mu, nu in _planes_array(int(D)))
 
 
 PARALLEL_MIN_SITES = 1024  # sites (B * V) below which the kernels run on one thread (measured crossover ~1000)
