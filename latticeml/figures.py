@@ -82,6 +82,19 @@ def lecture_figures_dir(fast: bool) -> pathlib.Path:
     return root / "figures"
 
 
+def save_figures(figures: dict, outdir, *, dpi: int = 90) -> list[pathlib.Path]:
+    """Write each matplotlib figure of ``{file stem: Figure}`` to ``outdir/<stem>.png`` (compact:
+    90 dpi by default) and return the paths, in order. Every lecture's figure maker saves this way."""
+    outdir = pathlib.Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for stem, fig in figures.items():
+        path = outdir / f"{stem}.png"
+        fig.savefig(path, dpi=dpi)
+        paths.append(path)
+    return paths
+
+
 def make_figures(outdir="figures", names=None, *, fast=False, log=print) -> list[pathlib.Path]:
     """Run the named figure makers (all of them by default) and return the files written."""
     outdir = pathlib.Path(outdir)

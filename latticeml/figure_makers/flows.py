@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..figures import lecture_figures_dir, register
+from ..figures import lecture_figures_dir, register, save_figures
 from ..flows import Flow, FlowMCMCResult, flow_mcmc, load_flow, phi4_flow, train
 from ..flows.target import one_numba_thread
 from ..flows.training import TrainResult
@@ -312,18 +312,6 @@ def lecture_figures(result: TrainResult, flow: Flow, chains: Chains, *, seed: in
         "phi4_flow_correlators": figure_correlators(chains),
         "phi4_flow_tau_int": figure_tau_int(chains),
     }
-
-
-def save_figures(figures: dict[str, Figure], outdir) -> list[pathlib.Path]:
-    """Write compact PNGs (90 dpi) and return their paths."""
-    outdir = pathlib.Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for stem, fig in figures.items():
-        path = outdir / f"{stem}.png"
-        fig.savefig(path, dpi=90)
-        paths.append(path)
-    return paths
 
 
 def figures_dir(fast: bool) -> pathlib.Path:

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from .. import smearing
-from ..figures import register
+from ..figures import register, save_figures
 from ..groups import random_near_identity
 from ..nets.covariant import CovariantNet, TrainingLog, train_to_mimic
 from ..observables import loops
@@ -295,18 +295,6 @@ def lecture_figures(*, smoothing, flow, t0, conv, study, flow_settings, fast) ->
         "smearing_slhmc_training": figure_training(study.log, terms=study.net.terms, epochs=settings(fast)["slhmc"]["epochs"]),
         "smearing_slhmc_exactness": figure_slhmc(study),
     }
-
-
-def save_figures(figures: dict, outdir) -> list[pathlib.Path]:
-    """Write compact PNGs (90 dpi) and return their paths."""
-    outdir = pathlib.Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for stem, fig in figures.items():
-        path = outdir / f"{stem}.png"
-        fig.savefig(path, dpi=90)
-        paths.append(path)
-    return paths
 
 
 def run_lecture(*, fast: bool, seed: int = SEED) -> dict:

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from ..autodiff import nn, optim
 from ..autodiff.tensor import as_value, no_grad
-from ..figures import register
+from ..figures import register, save_figures as _save_figures
 from ..nets.symmetric import OddMLP, symmetric_part
 
 __all__ = [
@@ -205,15 +205,8 @@ def lecture_figures(cubic: FitResult, even: FitResult) -> dict[str, Figure]:
 
 
 def save_figures(figures: dict[str, Figure], outdir) -> list[pathlib.Path]:
-    """Write compact PNGs (100 dpi) and return their paths."""
-    outdir = pathlib.Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for stem, fig in figures.items():
-        path = outdir / f"{stem}.png"
-        fig.savefig(path, dpi=100)
-        paths.append(path)
-    return paths
+    """Write the lecture's PNGs (100 dpi: the fits need the detail) and return their paths."""
+    return _save_figures(figures, outdir, dpi=100)
 
 
 SEED = 2023

@@ -48,7 +48,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import exact
-from ..figures import register
+from ..figures import register, save_figures
 from ..observables import loops, topology
 from ..samplers import build_sampler, run_chain
 from ..stats import gamma_method
@@ -597,18 +597,6 @@ def lecture_figures(scan: ExactScan, histories) -> dict[str, Figure]:
         "u1_topology_charge_distribution": figure_charge_distribution(histories, L_show),
         "u1_topology_tau_int": figure_tau_int(summaries),
     }
-
-
-def save_figures(figures: dict[str, Figure], outdir) -> list[pathlib.Path]:
-    """Write compact PNGs (90 dpi) and return their paths."""
-    outdir = pathlib.Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for stem, fig in figures.items():
-        path = outdir / f"{stem}.png"
-        fig.savefig(path, dpi=90)
-        paths.append(path)
-    return paths
 
 
 @register("u1_topology", "Lecture 02: 2D U(1) exact results vs MC, topological freezing of HMC/heatbath, the instanton cure")

@@ -33,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from ..samplers.accept import metropolis_test
 from ..samplers.chain import Sampler
 from ..stats import gamma_method
 from ..theories.models import Phi4
@@ -125,9 +126,8 @@ def step(rng: np.random.Generator, state: State, flow: Flow, theory: Phi4) -> tu
     _check_rng(rng)
     phi, log_q = flow.sample(rng, 1)
     log_w = float(-action(theory, phi)[0] - log_q[0])
-    delta = log_w - state.log_weight
-    probability = 1.0 if delta >= 0.0 else float(np.exp(delta))
-    accepted = bool(rng.random() < probability)
+    # accept with min(1, w'/w): the Metropolis test with energy change -(log w' - log w)
+    accepted, probability = metropolis_test(rng, state.log_weight - log_w)
     info = Info(acceptance=float(accepted), accepted=accepted, log_weight_proposal=log_w, acceptance_probability=probability)
     if accepted:
         return State(field=phi[0], log_weight=log_w), info

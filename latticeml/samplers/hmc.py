@@ -77,6 +77,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .accept import metropolis_test
 from .chain import Sampler
 
 __all__ = [
@@ -288,12 +289,7 @@ def step(rng: np.random.Generator, state: State, theory, *, step_size: float, n_
     action_end = float(theory.action(field))
     delta_H = (action_end - state.action) + (theory.kinetic_energy(momentum) - kinetic_start)
 
-    # min(1, exp(-dH)) without overflow; a diverged trajectory (dH = inf or nan) is rejected
-    if not math.isfinite(delta_H):
-        probability = 0.0
-    else:
-        probability = 1.0 if delta_H <= 0.0 else math.exp(-delta_H)
-    accepted = bool(rng.random() < probability)
+    accepted, probability = metropolis_test(rng, delta_H)
     info = Info(
         acceptance=float(accepted),
         accepted=accepted,

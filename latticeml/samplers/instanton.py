@@ -72,6 +72,7 @@ from ..lattice import check_shape, neighbour_table
 from ..theories.models import U1
 from ..theories.u1 import plaquette_angle_at
 from . import hmc
+from .accept import metropolis_test
 from .chain import Sampler
 
 __all__ = [
@@ -241,9 +242,7 @@ def _metropolis(rng, field, theory):
     """One instanton move of ``field`` (C-contiguous float64): ``(new field or the same object, Info)``."""
     shift = 1 if rng.random() < 0.5 else -1
     delta_S = _delta_action(field.reshape(2, -1), theory.shape, theory.beta, shift)
-    # min(1, exp(-dS)) without overflow
-    probability = 1.0 if delta_S <= 0.0 else math.exp(-delta_S)
-    accepted = bool(rng.random() < probability)
+    accepted, probability = metropolis_test(rng, delta_S)
     info = Info(acceptance=float(accepted), accepted=accepted, charge_shift=shift, delta_S=delta_S, acceptance_probability=probability)
     if accepted:
         return wrap_angle(field + shift * _unit_instanton(theory.shape)), info

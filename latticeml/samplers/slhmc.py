@@ -33,7 +33,6 @@ integrator="leapfrog")``.
 from __future__ import annotations
 
 import functools
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -41,6 +40,7 @@ import numpy as np
 from .. import smearing
 from ..theories.models import SUN
 from . import hmc
+from .accept import metropolis_test
 from .chain import Sampler
 
 __all__ = ["ImprovedSUN", "SmearedSUN", "State", "Info", "init", "step", "sampler"]
@@ -157,11 +157,7 @@ def step(rng: np.random.Generator, state: State, target, md_theory, *, step_size
     action_end = float(target.action(field))
     delta_H = (action_end - state.action) + (kinetic_end - kinetic_start)
     delta_H_md = (md_theory.action(field) - md_start) + (kinetic_end - kinetic_start)
-    if not math.isfinite(delta_H):
-        probability = 0.0
-    else:
-        probability = 1.0 if delta_H <= 0.0 else math.exp(-delta_H)
-    accepted = bool(rng.random() < probability)
+    accepted, probability = metropolis_test(rng, delta_H)
     info = Info(
         acceptance=float(accepted),
         accepted=accepted,

@@ -35,11 +35,14 @@ implementations compute the same numbers:
   (Vectorising over sites rather than within a 3x3 matrix is what lattice QCD codes do, e.g.
   P. Boyle et al., "Grid", arXiv:1512.03487.) One block holds a plane of the last two lattice
   axes with one halo row and column on each side, so that every neighbour within the plane is the
-  same block read at a fixed offset and one loop runs over the whole plane. The field is
-  transposed into that form one time-slice ("slab", fixed x0) at a time, into a ring of three
-  slabs per thread (x0 - 1, x0, x0 + 1), so the transposed copy stays in cache and each link is
-  transposed about once (the ring takes about 3 (1 + 2/L)^2 / L0 of the field's memory per
-  thread). Details above ``_step`` below.
+  same block read at a fixed offset and one loop runs over the whole plane. The staples and the
+  force transpose the field into that form one time-slice ("slab", fixed x0) at a time, into a
+  ring of three slabs per thread (x0 - 1, x0, x0 + 1), so each link is transposed about once (the
+  ring takes about 3 (1 + 2/L)^2 / L0 of the field's memory per thread). The plaquette, which
+  reads forward neighbours only and does a quarter of the force's arithmetic per link, walks each
+  plane along x0 with a ring of two planes that stays in L2, re-transposes the plane's neighbours
+  in the other directions, and prefetches the next planes' links while it computes (memory
+  traffic, not arithmetic, is what limits it). Details above ``_step`` below.
 
 The staples are summed link by link: 4 (D - 1) matrix products per link, 48 per site in 4D. (A
 scheme that computes each plaquette's partial products once and scatters them to its four links
@@ -348,6 +351,9 @@ def _su3_plaquette_plane(blocks, cen, nxt, Lz, site_mask, field, store, s0, Uf, 
     nxt, its neighbour in y direction d (1 <= d < D - 2) in slot 1 + d. field (P, V) gets
     Re tr U_P / 3 if store; s0 is the plane's first site; site_mask (Lz W) is 1 at the positions
     of sites and 0 at the halo columns.
+    While it computes, it prefetches n_pf ranges of pf_len float64 each of Uf (starting at the
+    flat indices pf_first[:n_pf]: the links the next planes' transpositions will read), spread
+    evenly over its (block, plane) steps so that the loads overlap the arithmetic.
     Flops per site and plane: 2 matrix products (2 x 198) + Re tr(A B^+) (18 mul + 17 add) = 431.
     """
     D = blocks.shape[1]
@@ -359,7 +365,7 @@ def _su3_plaquette_plane(blocks, cen, nxt, Lz, site_mask, field, store, s0, Uf, 
     lines_per_range = (pf_len + 7) // 8
     n_lines = n_pf * lines_per_range
     n_steps = ((npos + _BLOCK - 1) // _BLOCK) * (D * (D - 1) // 2)
-    step = 0
+    step = 0  # (block, plane) steps done; step k prefetches cache lines [k n_lines / n_steps, (k + 1) n_lines / n_steps)
     # blocks of positions outermost: the operands of one block stay in L1/L2 while every (mu, nu)
     # reads them
     for t0 in range(0, npos, _BLOCK):
