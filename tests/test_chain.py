@@ -1,10 +1,12 @@
 """The chain runner: same seed -> same chain; checkpoints resume bit-identically; Ctrl-C leaves a usable checkpoint."""
 
+import signal
 from typing import NamedTuple
 
 import numpy as np
 import pytest
 
+from latticeml import io
 from latticeml.samplers.chain import Sampler, resume_chain, run_chain
 
 
@@ -78,6 +80,58 @@ def test_interrupt_then_resume_is_bit_identical(tmp_path):
     np.testing.assert_array_equal(res.state.field, ref.state.field)
     # the generators are at the same point too: extensions stay identical
     assert res.rng.random() == ref.rng.random()
+
+
+class _SigintOnFloat:
+    """A measured value whose conversion to float, which the chain does inside its commit, sends
+    SIGINT (a real Ctrl-C, delivered by the OS) to this process."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __float__(self):
+        signal.raise_signal(signal.SIGINT)
+        return self.value
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT -> KeyboardInterrupt even where the test process inherited SIGINT ignored (nohup, &)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_the_commit_waits_for_it(tmp_path, ctrl_c_raises):
+    ref = _run(keep_fields=True)
+    theory = _Gaussian()
+    calls = {"n": 0}
+
+    def measure(field):
+        calls["n"] += 1
+        values = theory.observables(field)
+        if calls["n"] == 13:  # the 13th measurement, at step 7 + 13 * 3 = 46
+            values["mean"] = _SigintOnFloat(values["mean"])
+        return values
+
+    ck = tmp_path / "chain.npz"
+    with pytest.raises(KeyboardInterrupt):
+        run_chain(
+            _toy_sampler(theory), np.zeros(4), np.random.default_rng(3), n_measure=40, n_therm=7, every=3,
+            measure=measure, progress=False, keep_fields=True, checkpoint=ck, checkpoint_every=10,
+        )
+    assert calls["n"] == 13  # the interrupt stopped the chain right after that commit
+    # step 46 was committed whole: state, count and all its records, with the generator after it
+    saved = io.load_checkpoint(ck)
+    assert saved.step == 46
+    assert len(saved.records["_acceptance"]) == 46 and len(saved.records["mean"]) == len(saved.records["x0"]) == 13
+    np.testing.assert_array_equal(saved.state_arrays["field"], ref.fields[12])
+    res = resume_chain(ck, _toy_sampler(theory), progress=False, checkpoint_every=10)
+    for k in ref.records:
+        np.testing.assert_array_equal(res.records[k], ref.records[k])
+    np.testing.assert_array_equal(res.acceptance, ref.acceptance)
+    np.testing.assert_array_equal(res.fields, ref.fields)
+    assert res.rng.bit_generator.state == ref.rng.bit_generator.state
 
 
 def test_resume_refuses_another_chain(tmp_path):

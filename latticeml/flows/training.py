@@ -20,21 +20,19 @@ hold the architecture, the parameters, Adam's moments and step count, the random
 step counter and the history; :func:`resume_training` continues bit for bit, or further with a
 larger ``steps``. A Ctrl-C during the forward/backward pass rewinds the generator to the last
 complete step; the parameter update itself is shielded from Ctrl-C (deferred by a few
-microseconds), so a checkpoint never holds a half-updated model.
+microseconds, :class:`latticeml._runs.CheckpointedRun`), so a checkpoint never holds a
+half-updated model.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
-import sys
-import threading
 from typing import Callable, NamedTuple
 
 import numpy as np
 
 from .. import io
+from .._runs import CheckpointedRun
 from ..autodiff import optim
 from ..theories.models import Phi4
 from .metrics import acceptance_estimate, effective_sample_size
@@ -74,22 +72,6 @@ def reverse_kl_loss(flow: Flow, theory: Phi4, z):
     log_q = log_r - log_det
     loss = (log_q + S).mean()
     return loss, np.array(log_q.value), np.array(S.value)
-
-
-@contextlib.contextmanager
-def _shielded_from_ctrl_c():
-    """Defer SIGINT until the block ends (main thread only; elsewhere no signal can arrive)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            raise KeyboardInterrupt
 
 
 def _check_int(name, value, minimum):
@@ -199,61 +181,36 @@ def _loop(flow, theory, optimizer, rng, start, total, batch_size, history, check
         if flow.config is None:
             raise ValueError("checkpoints need a flow built by phi4_flow (it records the architecture)")
 
-    def write_checkpoint(step):
+    def snapshot():
         arrays = {f"param/{k}": v for k, v in flow.state_dict().items()}
         arrays.update({f"adam/{k}": v for k, v in optimizer.state_dict().items()})
-        records = {k: np.asarray(v, dtype=np.float64) for k, v in history.items()}
-        io.save_checkpoint(checkpoint, state_arrays=arrays, rng=rng, step=step, records=records, metadata=meta)
+        return arrays, {k: np.asarray(v, dtype=np.float64) for k, v in history.items()}
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=start, desc="flow training", unit="step", leave=False)
-    step = start
-    rng_before, in_step = None, False
-    try:
-        while step < total:
-            rng_before, in_step = rng.bit_generator.state, True
+    with CheckpointedRun(rng, start=start, total=total, checkpoint=checkpoint, snapshot=snapshot, metadata=meta,
+                         checkpoint_every=checkpoint_every, progress=progress, desc="flow training") as run:
+        while run.step < total:
+            run.begin_step()
             z = flow.prior.sample(rng, batch_size)
             optimizer.zero_grad()
             loss, log_q, S = reverse_kl_loss(flow, theory, z)
             loss.backward()
             log_w = -S - log_q
             record = {"loss": float(loss.value), "ess": effective_sample_size(log_w), "acceptance": acceptance_estimate(log_w)}
-            with _shielded_from_ctrl_c():  # commit: update, count and record as one unit
+            with run.commit():  # the update, the count and the record as one unit
                 optimizer.step()
-                step += 1
                 for k in HISTORY_KEYS:
                     history[k].append(record[k])
-                in_step = False
-            if checkpoint is not None and step % checkpoint_every == 0:
-                write_checkpoint(step)
-            if bar is not None:
-                bar.update(1)
-                if step % 10 == 0 or step == total:
-                    last = slice(-50, None)
-                    bar.set_postfix(loss=f"{np.mean(history['loss'][last]):.2f}", ess=f"{np.mean(history['ess'][last]):.3f}",
+            if run.bar is not None and (run.step % 10 == 0 or run.step == total):
+                last = slice(-50, None)
+                run.bar.set_postfix(loss=f"{np.mean(history['loss'][last]):.2f}", ess=f"{np.mean(history['ess'][last]):.3f}",
                                     acc=f"{np.mean(history['acceptance'][last]):.3f}")
             if callback is not None:
-                callback(step, record)
-    except KeyboardInterrupt:
-        if checkpoint is not None:
-            if in_step:
-                rng.bit_generator.state = rng_before
-            write_checkpoint(step)
-            print(f"\ninterrupted after step {step}/{total}; checkpoint written to {checkpoint} (resume from it)", file=sys.stderr)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    if checkpoint is not None:
-        write_checkpoint(step)
+                callback(run.step, record)
     return TrainResult(
         flow=flow,
         theory=theory,
         optimizer=optimizer,
         history={k: np.asarray(v, dtype=np.float64) for k, v in history.items()},
         rng=rng,
-        steps=step,
+        steps=run.step,
     )

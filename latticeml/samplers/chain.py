@@ -13,8 +13,11 @@ accepted in that step. :func:`run_chain` drives it:
 * a tqdm progress bar (``progress=False`` silences it);
 * with ``checkpoint=PATH`` the field, the random generator's state, the step counter and the
   records are written atomically every ``checkpoint_every`` steps and at the end; a Ctrl-C
-  writes one before the ``KeyboardInterrupt`` propagates. :func:`resume_chain` continues such a
-  chain and produces exactly the numbers an uninterrupted run would have produced.
+  writes one before the ``KeyboardInterrupt`` propagates. A Ctrl-C while a step draws its
+  numbers discards that step (the generator is rewound); one while the step is committed (new
+  state, count, records) waits until the commit is complete (:class:`latticeml._runs.CheckpointedRun`).
+  :func:`resume_chain` continues such a chain and produces exactly the numbers an uninterrupted
+  run would have produced.
 
 The same seed gives the same chain bit for bit: all randomness flows from the one ``rng``.
 """
@@ -22,12 +25,12 @@ The same seed gives the same chain bit for bit: all randomness flows from the on
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from .. import io
+from .._runs import CheckpointedRun
 
 __all__ = ["Sampler", "ChainResult", "run_chain", "resume_chain"]
 
@@ -151,61 +154,36 @@ def _drive(sampler, state, rng, meta, start, records, acceptance, fields, measur
     n_therm, every, n_measure = meta["n_therm"], meta["every"], meta["n_measure"]
     total = n_therm + n_measure * every
 
-    def write_checkpoint(step):
+    def snapshot():
         recs = {k: np.asarray(v, dtype=np.float64) for k, v in records.items()}
         recs["_acceptance"] = np.asarray(acceptance, dtype=np.float64)
         if meta["keep_fields"]:
             recs["_fields"] = np.asarray(fields) if fields else np.empty((0,) + state.field.shape, state.field.dtype)
-        io.save_checkpoint(checkpoint, state_arrays={"field": state.field}, rng=rng, step=step, records=recs, metadata=meta)
+        return {"field": state.field}, recs
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=start, desc=f"{sampler.theory.name} {sampler.name}", unit="step", leave=False)
-    step = start
-    rng_before, in_step = None, False
-    try:
-        while step < total:
-            # A Ctrl-C between here and the commit below rewinds the generator to its state before
-            # the step, so a checkpoint always pairs the last complete state with the numbers that
-            # follow it, and the resumed chain is the uninterrupted one.
-            rng_before, in_step = rng.bit_generator.state, True
+    with CheckpointedRun(rng, start=start, total=total, checkpoint=checkpoint, snapshot=snapshot, metadata=meta,
+                         checkpoint_every=checkpoint_every, progress=progress,
+                         desc=f"{sampler.theory.name} {sampler.name}") as run:
+        while run.step < total:
+            run.begin_step()
             new_state, info = sampler.step(rng, state)
-            measuring = step + 1 > n_therm and (step + 1 - n_therm) % every == 0
+            measuring = run.step + 1 > n_therm and (run.step + 1 - n_therm) % every == 0
             values = measure(new_state.field) if measuring else {}
-            # commit the step
-            state = new_state
-            step += 1
-            acceptance.append(float(info.acceptance))
-            for k, v in values.items():
-                records.setdefault(k, []).append(float(v))
-            if measuring and meta["keep_fields"]:
-                fields.append(np.array(state.field, copy=True))
-            in_step = False
-            if checkpoint is not None and step % checkpoint_every == 0:
-                write_checkpoint(step)
-            if bar is not None:
-                bar.update(1)
-                if step % 50 == 0:
-                    bar.set_postfix(acc=f"{np.mean(acceptance[-50:]):.3f}")
-    except KeyboardInterrupt:
-        if checkpoint is not None:
-            if in_step:
-                rng.bit_generator.state = rng_before
-            write_checkpoint(step)
-            print(f"\ninterrupted after step {step}/{total}; checkpoint written to {checkpoint} (resume from it)", file=sys.stderr)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    if checkpoint is not None:
-        write_checkpoint(step)
+            # the new state, the step count and the step's records become the chain's together
+            with run.commit():
+                state = new_state
+                acceptance.append(float(info.acceptance))
+                for k, v in values.items():
+                    records.setdefault(k, []).append(float(v))
+                if measuring and meta["keep_fields"]:
+                    fields.append(np.array(state.field, copy=True))
+            if run.bar is not None and run.step % 50 == 0:
+                run.bar.set_postfix(acc=f"{np.mean(acceptance[-50:]):.3f}")
     return ChainResult(
         records={k: np.asarray(v, dtype=np.float64) for k, v in records.items()},
         acceptance=np.asarray(acceptance, dtype=np.float64),
         fields=np.asarray(fields) if meta["keep_fields"] else None,
         state=state,
         rng=rng,
-        n_steps=step,
+        n_steps=run.step,
     )
