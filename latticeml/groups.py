@@ -166,12 +166,45 @@ def expm_su2_into(X, out):
 
 
 @njit(inline="always", cache=True)
+def _su3_closed_form(c0, c1):
+    """Morningstar & Peardon's closed form of exp(iQ) = f0 + f1 Q + f2 Q^2 (PRD 69 (2004) 054501, eqs. 23-33).
+
+    For traceless Hermitian 3x3 Q with c0 = det Q, c1 = tr Q^2 / 2 > 0. The f_j returned are those of
+    |c0|; the caller applies f_j(-c0) = (-1)^j conj f_j(c0) (their eq. 34) when ``neg``, which keeps
+    theta in [0, pi/2] and the formulas stable. Also returns the intermediates that the derivatives
+    of the f_j (the stout backward in :mod:`latticeml.smearing`) reuse:
+    ``(f0, f1, f2, u, w, xi0, cos w, e^{2iu}, e^{-iu}, 9u^2 - w^2, neg)``.
+    """
+    neg = c0 < 0.0
+    c0a = -c0 if neg else c0
+    ratio = c0a / (2.0 * (c1 / 3.0) ** 1.5)
+    if ratio > 1.0:
+        ratio = 1.0
+    theta = np.arccos(ratio)
+    u = np.sqrt(c1 / 3.0) * np.cos(theta / 3.0)
+    w = np.sqrt(c1) * np.sin(theta / 3.0)
+    u2 = u * u
+    w2 = w * w
+    if abs(w) < 0.05:  # xi0(w) = sin(w)/w by its series where the ratio loses digits
+        xi0 = 1.0 - w2 / 6.0 * (1.0 - w2 / 20.0 * (1.0 - w2 / 42.0))
+    else:
+        xi0 = np.sin(w) / w
+    cw = np.cos(w)
+    e2iu = np.cos(2.0 * u) + 1j * np.sin(2.0 * u)
+    emiu = np.cos(u) - 1j * np.sin(u)
+    den = 9.0 * u2 - w2
+    f0 = ((u2 - w2) * e2iu + emiu * (8.0 * u2 * cw + 2j * u * (3.0 * u2 + w2) * xi0)) / den
+    f1 = (2.0 * u * e2iu - emiu * (2.0 * u * cw - 1j * (3.0 * u2 - w2) * xi0)) / den
+    f2 = (e2iu - emiu * (cw + 3j * u * xi0)) / den
+    return f0, f1, f2, u, w, xi0, cw, e2iu, emiu, den, neg
+
+
+@njit(inline="always", cache=True)
 def expm_su3_into(X, out):
     """exp(X) for traceless anti-Hermitian 3x3 X by Cayley-Hamilton (Morningstar & Peardon 2004, eqs. 19-34).
 
     With Q = -i X (Hermitian, traceless), exp(iQ) = f0 + f1 Q + f2 Q^2, where f_j depend on
-    c0 = det Q and c1 = tr Q^2 / 2 only. For c0 < 0 the symmetry f_j(-c0) = (-1)^j conj f_j(c0)
-    is used (their eq. 34), which keeps theta in [0, pi/2] and the formulas stable.
+    c0 = det Q and c1 = tr Q^2 / 2 only (:func:`_su3_closed_form`).
     """
     # Q = -i X and Q^2
     q = np.empty((3, 3), dtype=np.complex128)
@@ -195,31 +228,7 @@ def expm_su3_into(X, out):
         f1 = 1j * (1.0 - c1 / 6.0) + c0 / 24.0
         f2 = -0.5 + c1 / 24.0 + 1j * c0 / 120.0
     else:
-        neg = c0 < 0.0
-        c0a = -c0 if neg else c0
-        c0max = 2.0 * (c1 / 3.0) ** 1.5
-        ratio = c0a / c0max
-        if ratio > 1.0:
-            ratio = 1.0
-        theta = np.arccos(ratio)
-        u = np.sqrt(c1 / 3.0) * np.cos(theta / 3.0)
-        w = np.sqrt(c1) * np.sin(theta / 3.0)
-        u2 = u * u
-        w2 = w * w
-        if abs(w) < 0.05:  # xi0(w) = sin(w)/w by its series where the ratio loses digits
-            xi0 = 1.0 - w2 / 6.0 * (1.0 - w2 / 20.0 * (1.0 - w2 / 42.0))
-        else:
-            xi0 = np.sin(w) / w
-        cw = np.cos(w)
-        e2iu = np.cos(2.0 * u) + 1j * np.sin(2.0 * u)
-        emiu = np.cos(u) - 1j * np.sin(u)
-        h0 = (u2 - w2) * e2iu + emiu * (8.0 * u2 * cw + 2j * u * (3.0 * u2 + w2) * xi0)
-        h1 = 2.0 * u * e2iu - emiu * (2.0 * u * cw - 1j * (3.0 * u2 - w2) * xi0)
-        h2 = e2iu - emiu * (cw + 3j * u * xi0)
-        den = 9.0 * u2 - w2
-        f0 = h0 / den
-        f1 = h1 / den
-        f2 = h2 / den
+        f0, f1, f2, _, _, _, _, _, _, _, neg = _su3_closed_form(c0, c1)
         if neg:
             f0 = f0.conjugate()
             f1 = -f1.conjugate()

@@ -92,7 +92,7 @@ from numba import get_num_threads, njit, prange
 from . import groups
 from ._linalg import adj_mul, mat_mul, mat_mul_adj, re_trace_mul_adj, traceless_antihermitian_into
 from .autodiff.tensor import custom_op
-from .groups import expm_taylor_into, wrap_angle
+from .groups import _su3_closed_form, expm_taylor_into, wrap_angle
 from .lattice import check_shape, neighbour_table
 from .observables.topology import clover_field_strength
 
@@ -353,28 +353,10 @@ def _su3_coefficients(c0, c1):
             if n > 6 and abs(coef) * (1.0 + abs(p0) + abs(p1) + abs(p2) + abs(a0) + abs(a1) + abs(a2) + abs(e0) + abs(e1) + abs(e2)) < 1e-20:
                 break
         return (f0, f1, f2), (b10, b11, b12), (b20, b21, b22)
-    neg = c0 < 0.0
-    c0a = -c0 if neg else c0
-    ratio = c0a / (2.0 * (c1 / 3.0) ** 1.5)
-    if ratio > 1.0:
-        ratio = 1.0
-    theta = np.arccos(ratio)
-    u = np.sqrt(c1 / 3.0) * np.cos(theta / 3.0)
-    w = np.sqrt(c1) * np.sin(theta / 3.0)
+    f0, f1, f2, u, w, xi0, cw, e2iu, emiu, den, neg = _su3_closed_form(c0, c1)
     u2 = u * u
     w2 = w * w
-    if abs(w) < 0.05:
-        xi0 = 1.0 - w2 / 6.0 * (1.0 - w2 / 20.0 * (1.0 - w2 / 42.0))
-    else:
-        xi0 = np.sin(w) / w
     xi1 = _xi1(w)
-    cw = np.cos(w)
-    e2iu = np.cos(2.0 * u) + 1j * np.sin(2.0 * u)
-    emiu = np.cos(u) - 1j * np.sin(u)
-    den = 9.0 * u2 - w2
-    f0 = ((u2 - w2) * e2iu + emiu * (8.0 * u2 * cw + 2j * u * (3.0 * u2 + w2) * xi0)) / den
-    f1 = (2.0 * u * e2iu - emiu * (2.0 * u * cw - 1j * (3.0 * u2 - w2) * xi0)) / den
-    f2 = (e2iu - emiu * (cw + 3j * u * xi0)) / den
     r10 = 2.0 * (u + 1j * (u2 - w2)) * e2iu + 2.0 * emiu * (
         4.0 * u * (2.0 - 1j * u) * cw + 1j * (9.0 * u2 + w2 - 1j * u * (3.0 * u2 + w2)) * xi0
     )
