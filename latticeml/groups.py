@@ -166,6 +166,21 @@ def expm_su2_into(X, out):
 
 
 @njit(inline="always", cache=True)
+def _su3_q_powers(X, q, q2):
+    """q = -i X (Hermitian and traceless for X in su(3)), q2 = q q; returns (c0, c1) = (det q, tr q^2 / 2).
+
+    These two invariants fix exp(X) = exp(iq) by Cayley-Hamilton (:func:`_su3_closed_form`).
+    """
+    for i in range(3):
+        for j in range(3):
+            q[i, j] = -1j * X[i, j]
+    for i in range(3):
+        for j in range(3):
+            q2[i, j] = q[i, 0] * q[0, j] + q[i, 1] * q[1, j] + q[i, 2] * q[2, j]
+    return _det(q).real, 0.5 * (q2[0, 0] + q2[1, 1] + q2[2, 2]).real
+
+
+@njit(inline="always", cache=True)
 def _su3_closed_form(c0, c1):
     """Morningstar & Peardon's closed form of exp(iQ) = f0 + f1 Q + f2 Q^2 (PRD 69 (2004) 054501, eqs. 23-33).
 
@@ -206,21 +221,9 @@ def expm_su3_into(X, out):
     With Q = -i X (Hermitian, traceless), exp(iQ) = f0 + f1 Q + f2 Q^2, where f_j depend on
     c0 = det Q and c1 = tr Q^2 / 2 only (:func:`_su3_closed_form`).
     """
-    # Q = -i X and Q^2
     q = np.empty((3, 3), dtype=np.complex128)
-    for i in range(3):
-        for j in range(3):
-            q[i, j] = -1j * X[i, j]
     q2 = np.empty((3, 3), dtype=np.complex128)
-    for i in range(3):
-        for j in range(3):
-            q2[i, j] = q[i, 0] * q[0, j] + q[i, 1] * q[1, j] + q[i, 2] * q[2, j]
-    c1 = 0.5 * (q2[0, 0] + q2[1, 1] + q2[2, 2]).real
-    c0 = (
-        q[0, 0] * (q[1, 1] * q[2, 2] - q[1, 2] * q[2, 1])
-        - q[0, 1] * (q[1, 0] * q[2, 2] - q[1, 2] * q[2, 0])
-        + q[0, 2] * (q[1, 0] * q[2, 1] - q[1, 1] * q[2, 0])
-    ).real
+    c0, c1 = _su3_q_powers(X, q, q2)
     if c1 < 1e-12:
         # small Q: with Q^3 = c1 Q + c0 (Cayley-Hamilton) the Taylor series of exp(iQ) gives the f_j
         # to first order in c0 and c1; the next terms are O(c1^2) < 1e-24

@@ -90,9 +90,10 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from . import groups
+from ._checks import finite_float
 from ._linalg import adj_mul, mat_mul, mat_mul_adj, re_trace_mul_adj, traceless_antihermitian_into
 from .autodiff.tensor import custom_op
-from .groups import _su3_closed_form, expm_taylor_into, wrap_angle
+from .groups import _su3_closed_form, expm_taylor_into, _su3_q_powers, wrap_angle
 from .lattice import check_shape, neighbour_table
 from .observables.topology import clover_field_strength
 
@@ -377,22 +378,6 @@ def _su3_coefficients(c0, c1):
         b10, b11, b12 = b10.conjugate(), -b11.conjugate(), b12.conjugate()
         b20, b21, b22 = -b20.conjugate(), b21.conjugate(), -b22.conjugate()
     return (f0, f1, f2), (b10, b11, b12), (b20, b21, b22)
-
-
-@njit(inline="always", cache=True)
-def _su3_q_powers(X, q, q2):
-    """q = -i X (Hermitian), q2 = q q; returns (c0, c1) = (det q, tr q^2 / 2)."""
-    for i in range(3):
-        for j in range(3):
-            q[i, j] = -1j * X[i, j]
-    _mul(q, q, q2)
-    c1 = 0.5 * (q2[0, 0] + q2[1, 1] + q2[2, 2]).real
-    c0 = (
-        q[0, 0] * (q[1, 1] * q[2, 2] - q[1, 2] * q[2, 1])
-        - q[0, 1] * (q[1, 0] * q[2, 2] - q[1, 2] * q[2, 0])
-        + q[0, 2] * (q[1, 0] * q[2, 1] - q[1, 1] * q[2, 0])
-    ).real
-    return c0, c1
 
 
 @njit(cache=True)
@@ -1061,13 +1046,6 @@ def _action_and_gradient(flat, shape, beta, c1, want_gradient):
     return S, G
 
 
-def _check_beta(beta) -> float:
-    beta = float(beta)
-    if not np.isfinite(beta):
-        raise ValueError(f"beta must be a finite number, got {beta}")
-    return beta
-
-
 def _force_flat(G, flat):
     """F = TA(G U^+)/2 in kernel form."""
     out = np.empty_like(flat)
@@ -1170,7 +1148,7 @@ def gauge_action(U, *, beta: float, c1: float = 0.0, batched: bool = False):
     ``c0 = 1 - 8 c1`` (module docstring); ``c1 = 0`` is the Wilson action. A float (``(B,)`` if batched).
     """
     links = _as_links(U, batched)
-    S, _ = _action_and_gradient(links.flat, links.shape, _check_beta(beta), c1, False)
+    S, _ = _action_and_gradient(links.flat, links.shape, finite_float(beta), c1, False)
     return S if batched else float(S[0])
 
 
@@ -1181,7 +1159,7 @@ def gauge_force(U, *, beta: float, c1: float = 0.0, batched: bool = False) -> np
     for U(1) the derivatives ``dS/dtheta_mu(x)``.
     """
     links = _as_links(U, batched)
-    _, G = _action_and_gradient(links.flat, links.shape, _check_beta(beta), c1, True)
+    _, G = _action_and_gradient(links.flat, links.shape, finite_float(beta), c1, True)
     return _force_from_flat_gradient(links, G)
 
 
@@ -1241,7 +1219,7 @@ stout_op = custom_op("stout", _stout_op_fwd, _stout_op_bwd)
 
 def _action_op_fwd(U, *, beta, c1=0.0, batched=False):
     links = _as_links(U, batched)
-    S, G = _action_and_gradient(links.flat, links.shape, _check_beta(beta), c1, True)
+    S, G = _action_and_gradient(links.flat, links.shape, finite_float(beta), c1, True)
     return (S if batched else np.asarray(S[0])), (links, G, np.shape(U))
 
 
@@ -1278,7 +1256,7 @@ def smeared_action(U, *, rho, terms=("plaquette",), beta: float, c1: float = 0.0
     rho = _layer_weights(rho, terms)
     links = _as_links(U, batched)
     smeared, _ = _smear_chain(links.flat, links.shape, rho, terms)
-    S, _ = _action_and_gradient(smeared, links.shape, _check_beta(beta), c1, False)
+    S, _ = _action_and_gradient(smeared, links.shape, finite_float(beta), c1, False)
     return S if batched else float(S[0])
 
 
@@ -1290,7 +1268,7 @@ def smeared_force(U, *, rho, terms=("plaquette",), beta: float, c1: float = 0.0,
     """
     terms = _check_terms(terms)
     rho = _layer_weights(rho, terms)
-    beta = _check_beta(beta)
+    beta = finite_float(beta)
     links = _as_links(U, batched)
     smeared, residuals = _smear_chain(links.flat, links.shape, rho, terms)
     _, G = _action_and_gradient(smeared, links.shape, beta, c1, True)

@@ -59,7 +59,6 @@ of :func:`latticeml.samplers.hmc.sampler` followed by one instanton move.
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 from functools import lru_cache
 from typing import NamedTuple
@@ -67,6 +66,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .._checks import finite_float
 from ..groups import wrap_angle
 from ..lattice import check_shape, neighbour_table
 from ..theories.models import U1
@@ -210,9 +210,7 @@ def _delta_action(flat, shape, beta, charge) -> float:
 
 def action_change(theta, *, beta: float, charge: int = 1) -> float:
     """``S(theta + charge I) - S(theta)`` for 2D U(1) links ``theta (2, L0, L1)``, in one pass over the plaquettes."""
-    beta = float(beta)
-    if not math.isfinite(beta):
-        raise ValueError(f"beta must be a finite number, got {beta}")
+    beta = finite_float(beta)
     flat, shape = _as_links_2d(theta)
     return _delta_action(flat.reshape(2, -1), shape, beta, _check_charge(charge))
 

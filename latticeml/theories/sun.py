@@ -74,6 +74,7 @@ from .._linalg import (
 )
 from ..lattice import _planes_array, check_shape, neighbour_table, planes
 from .._threads import _n_chunks, _threads_for
+from .._checks import finite_float
 
 __all__ = [
     "planes",
@@ -119,13 +120,6 @@ def _as_links(U, batched: bool, check: bool):
         groups.check_special_unitary(Uc, name="links")
     B = U.shape[0] if batched else 1
     return Uc.reshape(B, D, -1, N, N), shape, B
-
-
-def _check_beta(beta) -> float:
-    beta = float(beta)
-    if not np.isfinite(beta):
-        raise ValueError(f"beta must be a finite number, got {beta}")
-    return beta
 
 
 # ----------------------------------------------------------------------------- any N, one site at a time
@@ -620,7 +614,7 @@ def mean_plaquette(U, *, batched: bool = False, check: bool = True):
 
 def action(U, *, beta: float, batched: bool = False, check: bool = True):
     """Wilson action ``S = beta * sum_{x, mu<nu} (1 - Re tr U_P(x) / N)``: a float (``(B,)`` if batched)."""
-    beta = _check_beta(beta)
+    beta = finite_float(beta)
     _, sums, _, n = _plaquette_sums(U, batched, check, False)
     S = beta * (n - sums)
     return S if batched else float(S[0])
@@ -654,7 +648,7 @@ def force(U, *, beta: float, batched: bool = False, check: bool = True) -> np.nd
 
     Same shape as ``U``. Its components ``f_a = -2 tr(T_a F)`` are ``d/dt S(exp(t T_a) U_mu(x))`` at t = 0.
     """
-    return _staples_or_force(U, batched, check, _check_beta(beta), True)
+    return _staples_or_force(U, batched, check, finite_float(beta), True)
 
 
 def hot_start(rng: np.random.Generator, shape, N: int, *, batch: int | None = None) -> np.ndarray:

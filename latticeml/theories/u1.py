@@ -29,6 +29,7 @@ from numba import njit, prange
 from ..groups import wrap_angle
 from ..lattice import _planes_array, check_shape, neighbour_table, planes
 from .._threads import _n_chunks, _threads_for
+from .._checks import finite_float
 
 __all__ = [
     "planes",
@@ -78,13 +79,6 @@ def _as_links(theta, batched: bool):
     B = theta.shape[0] if batched else 1
     flat = np.ascontiguousarray(theta, dtype=np.float64).reshape(B, D, -1)
     return flat, shape, B
-
-
-def _check_beta(beta) -> float:
-    beta = float(beta)
-    if not np.isfinite(beta):
-        raise ValueError(f"beta must be a finite number, got {beta}")
-    return beta
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -218,7 +212,7 @@ def mean_plaquette(theta, *, batched: bool = False):
 
 def action(theta, *, beta: float, batched: bool = False):
     """Wilson action ``S = beta * sum_{x, mu<nu} (1 - cos theta_P(x))``: a float (``(B,)`` if batched)."""
-    beta = _check_beta(beta)
+    beta = finite_float(beta)
     sums, n = _sum_cos(theta, batched)
     S = beta * (n - sums)
     return S if batched else float(S[0])
@@ -230,7 +224,7 @@ def force(theta, *, beta: float, batched: bool = False) -> np.ndarray:
     Equivalently ``beta * sum`` of ``sin theta_P`` over the 2(D-1) plaquettes through the link,
     each with the sign (+1 or -1) with which ``theta_mu(x)`` enters ``theta_P``.
     """
-    beta = _check_beta(beta)
+    beta = finite_float(beta)
     flat, shape, B = _as_links(theta, batched)
     fwd, bwd = neighbour_table(shape)
     plane_list = _planes_array(len(shape))
