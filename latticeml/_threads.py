@@ -1,4 +1,4 @@
-"""Thread-count helpers shared by the parallel Numba kernels (theories, groups).
+"""Thread-count helpers shared by the parallel Numba kernels (theories, groups, samplers, smearing, flows).
 
 Numba's parallel regions have a fixed cost (waking the worker threads) that dominates small
 inputs, and on a shared machine a descheduled worker can stall a region for milliseconds; these
@@ -32,7 +32,12 @@ def _threads_for(n_sites: int, min_sites: int):
         numba.set_num_threads(old)
 
 
-def _n_chunks(total: int) -> int:
-    """How many chunks to cut ``total`` sites into: a few per thread (each chunk allocates its work
-    arrays once). Computed in Python: calling get_num_threads inside a kernel stops Numba caching it."""
-    return max(1, min(int(total), 4 * numba.get_num_threads()))
+def single_threaded():
+    """Run the enclosed Numba kernels on the calling thread only (the setting is thread-local)."""
+    return _threads_for(0, 1)
+
+
+def _n_chunks(total: int, per_thread: int = 4) -> int:
+    """How many chunks to cut ``total`` sites into: ``per_thread`` per thread (each chunk allocates its
+    work arrays once). Computed in Python: calling get_num_threads inside a kernel stops Numba caching it."""
+    return max(1, min(int(total), per_thread * numba.get_num_threads()))

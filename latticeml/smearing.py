@@ -92,8 +92,9 @@ from numba import get_num_threads, njit, prange
 from . import groups
 from ._checks import finite_float
 from ._linalg import adj_mul, mat_mul, mat_mul_adj, re_trace_mul_adj, traceless_antihermitian_into
+from ._threads import _n_chunks
 from .autodiff.tensor import custom_op
-from .groups import _su3_closed_form, expm_taylor_into, _su3_q_powers, wrap_angle
+from .groups import _su3_closed_form, _su3_q_powers, expm_taylor_into, wrap_angle
 from .lattice import check_shape, neighbour_table
 from .observables.topology import clover_field_strength
 
@@ -544,10 +545,6 @@ def _staple_sum_into(U, fwd, bwd, steps, lengths, terms, p0, p1, weights, s, out
 _PARALLEL_MIN_LINKS = 8192
 
 
-def _n_chunks(total: int) -> int:
-    return max(1, min(total, 8 * get_num_threads()))
-
-
 def _parallel(total: int) -> bool:
     return total >= _PARALLEL_MIN_LINKS and get_num_threads() > 1
 
@@ -818,7 +815,7 @@ def _re_trace_overlap_parallel(U, C, partial, nchunk):
 def _run(serial, parallel, total, *args):
     """Call ``serial(*args, 0, total)`` or ``parallel(*args, nchunk)`` (see _PARALLEL_MIN_LINKS)."""
     if _parallel(total):
-        parallel(*args, _n_chunks(total))
+        parallel(*args, _n_chunks(total, per_thread=8))
     else:
         serial(*args, 0, total)
 
@@ -826,7 +823,7 @@ def _run(serial, parallel, total, *args):
 def _run_sum(serial, parallel, total, *args, width):
     """Like :func:`_run` for kernels that accumulate into a length-``width`` vector; returns the sums."""
     if _parallel(total):
-        nchunk = _n_chunks(total)
+        nchunk = _n_chunks(total, per_thread=8)
         partial = np.zeros((nchunk, width))
         parallel(*args, partial, nchunk)
         return partial.sum(axis=0)

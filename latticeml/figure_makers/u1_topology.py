@@ -37,17 +37,16 @@ machine it costs a lot more. Every random number comes from ``numpy.random.defau
 
 from __future__ import annotations
 
-import contextlib
 import math
 import pathlib
 import time
 from typing import Callable, NamedTuple
 
-import numba
 import numpy as np
 from matplotlib.figure import Figure
 
 from .. import exact
+from .._threads import single_threaded
 from ..figures import register, save_figures
 from ..observables import loops, topology
 from ..samplers import build_sampler, run_chain
@@ -105,17 +104,6 @@ _COLOURS = {"hmc": "C0", "heatbath": "C2", "hmc+instanton": "C3"}
 _MARKERS = {"hmc": "o", "heatbath": "s", "hmc+instanton": "D"}
 #: R x T Wilson loops measured in the exact-results scan.
 LOOPS = ((1, 1), (1, 2), (2, 2), (2, 3), (3, 3), (3, 4), (4, 4))
-
-
-@contextlib.contextmanager
-def single_threaded():
-    """Run Numba's parallel kernels on one thread inside the block, then restore the thread count."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 def beta_at_fixed_volume(L: int, *, volume_over_beta: float = VOLUME_OVER_BETA) -> float:

@@ -16,11 +16,9 @@ thread), so the calls here run with one Numba thread (:func:`one_numba_thread`).
 
 from __future__ import annotations
 
-import contextlib
-
-import numba
 import numpy as np
 
+from .._threads import single_threaded
 from ..autodiff.tensor import custom_op
 from ..theories import phi4
 from ..theories.models import Phi4
@@ -28,15 +26,7 @@ from ..theories.models import Phi4
 __all__ = ["check_theory", "action", "action_tensor", "observables", "one_numba_thread"]
 
 
-@contextlib.contextmanager
-def one_numba_thread():
-    """Run the enclosed Numba kernels on the calling thread only (the setting is thread-local)."""
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+one_numba_thread = single_threaded  # run the enclosed Numba kernels on the calling thread only
 
 
 def check_theory(theory) -> Phi4:

@@ -46,15 +46,15 @@ which binds them into a :class:`latticeml.samplers.chain.Sampler`.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from typing import NamedTuple
 
 import numpy as np
-from numba import get_num_threads, njit, prange, set_num_threads
+from numba import njit, prange
 
 from .. import groups
 from .._linalg import copy_into, mat_mul, re_trace_mul
+from .._threads import _n_chunks, _threads_for
 from ..lattice import checkerboard_sites, neighbour_table
 from ..theories.models import SUN, U1, Phi4
 from ..theories.phi4 import local_delta_action
@@ -142,28 +142,18 @@ def check_count(name: str, value, *, minimum: int) -> int:
 PARALLEL_MIN_SITES = {"phi4": 2048, "u1": 2048, "sun": 256}
 
 
-@contextlib.contextmanager
 def threads_for(kind: str, n_sites: int):
     """Run the enclosed kernels on one thread if a colour has fewer than ``PARALLEL_MIN_SITES[kind]`` sites.
 
     Results do not depend on the number of threads (each site reads its own random numbers), only
-    the speed does. ``numba.set_num_threads`` is per calling thread, so this is thread-safe.
+    the speed does.
     """
-    old = get_num_threads()
-    if old == 1 or n_sites >= PARALLEL_MIN_SITES[kind]:
-        yield
-        return
-    set_num_threads(1)
-    try:
-        yield
-    finally:
-        set_num_threads(old)
+    return _threads_for(n_sites, PARALLEL_MIN_SITES[kind])
 
 
 def chunk_count(n_sites: int) -> int:
-    """Work chunks for a prange over ``n_sites`` sites: a few per thread (chosen in Python:
-    ``numba.get_num_threads()`` inside a kernel would stop ``cache=True`` from caching it)."""
-    return max(1, min(n_sites, 8 * get_num_threads()))
+    """Work chunks for a prange over ``n_sites`` sites: 8 per thread."""
+    return _n_chunks(n_sites, per_thread=8)
 
 
 @njit(inline="always", cache=True)

@@ -20,10 +20,11 @@ Field shapes: phi^4 ``shape``; U(1) ``(D, *shape)`` angles; SU(N) ``(D, *shape, 
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 from .. import groups
 from .._linalg import mat_mul
+from .._threads import _n_chunks
 from ..lattice import check_shape
 from ..observables import loops, topology
 from . import phi4, sun, u1
@@ -272,7 +273,7 @@ class SUN(Theory):
             raise ValueError(f"momenta must have the shape of the links {field.shape}, got {p.shape}")
         N = field.shape[-1]
         links, momenta = field.reshape(-1, N, N), p.reshape(-1, N, N)
-        return _evolve_sun(links, momenta, float(eps), 4 * get_num_threads()).reshape(field.shape)
+        return _evolve_sun(links, momenta, float(eps), _n_chunks(links.shape[0])).reshape(field.shape)
 
     def observables(self, field):
         obs = {"plaquette": float(sun.mean_plaquette(field, check=False))}

@@ -73,8 +73,8 @@ from .._linalg import (
     traceless_antihermitian_into,
 )
 from ..lattice import _planes_array, check_shape, neighbour_table, planes
-from .._threads import _n_chunks, _threads_for
 from .._checks import finite_float
+from .._threads import _n_chunks, _threads_for
 
 __all__ = [
     "planes",
@@ -376,7 +376,7 @@ def _su3_plaquette_plane(blocks, cen, nxt, Lz, site_mask, field, store, s0, Uf, 
     n_planes = D * (D - 1) // 2
     vals = np.empty((n_planes, npos))  # Re tr U_P at every position, halo columns included
     acc = 0.0
-    n_steps = ((npos + _BLOCK - 1) // _BLOCK) * (D * (D - 1) // 2)
+    n_steps = ((npos + _BLOCK - 1) // _BLOCK) * n_planes
     step = 0  # (block, plane) steps done
     # blocks of positions outermost: the operands of one block stay in L1/L2 while every (mu, nu)
     # reads them

@@ -28,8 +28,8 @@ from numba import njit, prange
 
 from ..groups import wrap_angle
 from ..lattice import _planes_array, check_shape, neighbour_table, planes
-from .._threads import _n_chunks, _threads_for
 from .._checks import finite_float
+from .._threads import _n_chunks, _threads_for
 
 __all__ = [
     "planes",

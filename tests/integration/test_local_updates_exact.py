@@ -20,11 +20,11 @@ uses the combined error ``sqrt(sigma_1^2 + sigma_2^2)``. Exact values (:mod:`lat
 Each test runs in seconds to tens of seconds on one core.
 """
 
-import numba
 import numpy as np
 import pytest
 
 from latticeml import exact
+from latticeml._threads import single_threaded
 from latticeml.observables import correlators, loops, topology
 from latticeml.samplers import heatbath, metropolis
 from latticeml.samplers.chain import run_chain
@@ -40,10 +40,8 @@ def one_numba_thread():
     """These lattices are tiny: the samplers already run them on one thread, and so do the
     measurements here (a parallel region costs more than a 4^4 plaquette, and far more when
     the machine is oversubscribed). Thread independence is tested in tests/test_local_updates.py."""
-    old = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(old)
+    with single_threaded():
+        yield
 
 
 def sample(smp, *, seed, n_measure, n_therm, every=1, measure, cold=False):
