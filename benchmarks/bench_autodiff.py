@@ -30,6 +30,8 @@ import time
 import numpy as np
 from numba import njit
 
+from _reference import dgemm_gflops
+
 from latticeml.autodiff import Tensor, nn, optim
 from latticeml.autodiff import ops as F
 from latticeml.autodiff.conv import _correlate, _correlate_weight_grad, _site_chunk, neighbour_table
@@ -53,20 +55,6 @@ def time_per_call(fn, *, repeats: int, number: int) -> float:
             fn()
         samples.append((time.perf_counter() - t0) / number)
     return float(np.median(samples))
-
-
-def dgemm_gflops() -> float:
-    a = np.random.default_rng(0).standard_normal((2000, 2000))
-    b = a.T.copy()
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(3))
-    return 2 * 2000**3 / best / 1e9
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 # --- plain NumPy with hand-written backward ------------------------------------------------------

@@ -57,6 +57,8 @@ import time
 import numba
 import numpy as np
 
+from _reference import best_time, dgemm_gflops
+
 from latticeml import groups
 from latticeml.theories import phi4, sun, u1
 
@@ -138,23 +140,6 @@ def np_phi4_force(phi, m2, lam):
 
 
 # ----------------------------------------------------------------------------- measurement helpers
-
-
-def best_time(fn, repeats: int) -> float:
-    """Best of ``repeats`` timed calls, in seconds, after one warm-up call."""
-    fn()
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def dgemm_gflops() -> float:
-    a = np.random.default_rng(0).standard_normal((2000, 2000))
-    b = a.T.copy()
-    return 2 * 2000**3 / best_time(lambda: a @ b, 5) / 1e9
 
 
 def dgemm_gflops_one_core() -> float:
@@ -272,7 +257,7 @@ def main() -> None:
 
     load0 = os.getloadavg()[0]
     rng = np.random.default_rng(2026)
-    gemm = dgemm_gflops()
+    gemm = dgemm_gflops(5)
     gemm1 = dgemm_gflops_one_core()
     bw = copy_gbs()
     threads = numba.get_num_threads()

@@ -28,6 +28,8 @@ import time
 import numpy as np
 from numba import get_num_threads
 
+from _reference import dgemm_gflops
+
 from latticeml import groups, smearing
 
 MATMUL = 198  # flops of one 3x3 complex matrix product: 27 complex multiplies + 18 complex adds
@@ -40,14 +42,6 @@ FLOPS_BACKWARD = (
     + 18 * (2 * MATMUL + 18)  # gather: 18 (staple, link) entries per link, 2 products and an add each
     + 6 * (2 * MATMUL + 36)  # rho: the 6 staples again and Re tr(GC^+ P)
 )
-
-
-def dgemm_gflops() -> float:
-    a = np.random.default_rng(0).standard_normal((2000, 2000))
-    b = a.T.copy()
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(3))
-    return 2 * 2000**3 / best / 1e9
 
 
 def _timed(fn):

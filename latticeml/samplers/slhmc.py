@@ -193,8 +193,7 @@ def sampler(
     if getattr(target, "shape", None) != getattr(md_theory, "shape", None):
         raise ValueError(f"target and md_theory must live on the same lattice, got {target.shape} and {md_theory.shape}")
     step_size, n_steps = hmc.resolve_trajectory(step_size=step_size, n_steps=n_steps, trajectory_length=trajectory_length)
-    if integrator not in hmc.INTEGRATORS:
-        raise ValueError(f"unknown integrator {integrator!r}; choose one of {', '.join(map(repr, hmc.INTEGRATORS))}")
+    integrator = hmc._check_integrator(integrator)
     settings = {
         "step_size": step_size,
         "n_steps": n_steps,
