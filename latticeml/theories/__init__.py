@@ -10,5 +10,6 @@ per-site Numba helpers that local update algorithms need (``local_delta_action``
 """
 
 from . import phi4, sun, u1
+from .models import make_theory
 
-__all__ = ["phi4", "u1", "sun"]
+__all__ = ["phi4", "u1", "sun", "make_theory"]
