@@ -1,8 +1,16 @@
-"""Thread-count helpers shared by the parallel Numba kernels (theories, groups, samplers, smearing, flows).
+"""Thread dispatch for the parallel Numba kernels: one helper and one table of thresholds.
 
-Numba's parallel regions have a fixed cost (waking the worker threads) that dominates small
-inputs, and on a shared machine a descheduled worker can stall a region for milliseconds; these
-helpers run small inputs on one thread and cut large ones into a few chunks per thread.
+Numba's parallel regions have a fixed cost (waking the worker threads, ~10 us on an idle machine)
+and on a shared machine a descheduled worker can stall a region for milliseconds; below some
+amount of work a second thread loses. Every public wrapper therefore runs its kernel as::
+
+    with parallel_threads("sun", n_sites):
+        _kernel(..., n_chunks(n_sites))
+
+:data:`PARALLEL_MIN` holds the thresholds, one per kernel family, each with where it was measured
+(``benchmarks/bench_threads.py`` times 1 against 2 threads over lattice sizes for every family).
+Results never depend on the thread count or the chunk count (every kernel computes each site or
+link independently, or sums per-chunk partials in a fixed order), only the speed does.
 """
 
 from __future__ import annotations
@@ -11,16 +19,72 @@ import contextlib
 
 import numba
 
+__all__ = ["PARALLEL_MIN", "parallel_threads", "single_threaded", "n_chunks"]
+
+#: Work items (sites, links, matrices: what the kernel's ``prange`` runs over, batch included)
+#: below which a kernel family runs on one thread. Where measured: ``bench_threads.py`` on the
+#: shared 2-core machine (see benchmarks/RESULTS.md, "Thread thresholds"), the first size at which
+#: two threads beat one by more than the run-to-run scatter.
+PARALLEL_MIN = {
+    # theories: action, plaquette and force kernels (sites B * V)
+    "phi4": 1024,  # crossover ~1000 sites (bench_threads / bench_foundation, phi^4 16^2 .. 256^2)
+    "u1": 1024,  # crossover ~1000 sites (bench_threads, U(1) 16^2 .. 256^2)
+    "sun": 64,  # crossover 32-64 sites (bench_threads, SU(3) 2^4 .. 8^4: 3x3 products are heavy)
+    # local updates: sites (links at fixed mu) of one checkerboard colour
+    "local_phi4": 2048,  # bench_local_updates.py --crossover: 1.3-1.4x below, 1.8-2x from 64^2 up
+    "local_u1": 2048,  # bench_local_updates.py --crossover
+    "local_sun": 256,  # bench_local_updates.py --crossover (SU(3) 4^4 gains 1.3x, 8^4 1.8x)
+    # group algebra: SU(N) matrices checked for unitarity, exponentiated or re-unitarised
+    "matrices": 256,  # bench_threads: the unitarity check of SU(3) links
+    # smearing, gradient flow and improved actions: links B * D * V (generic path kernels)
+    "smearing": 8192,  # bench_threads: stout forward on SU(3) links, 4^4 (1024 links) .. 8^4
+}
+
 
 @contextlib.contextmanager
-def _threads_for(n_sites: int, min_sites: int):
-    """Run the enclosed kernels on one thread when there are fewer than ``min_sites`` sites.
+def parallel_threads(kind: str, n_items: int):
+    """Run the enclosed kernels on one thread when ``n_items < PARALLEL_MIN[kind]``.
 
-    Waking a second thread costs ~10 us on an idle machine and milliseconds on a loaded one (the
-    parallel region waits for a descheduled thread), more than a small lattice's whole kernel.
-    Results do not depend on the thread count. ``numba.set_num_threads`` acts on the calling
-    thread only, so this is thread-safe.
+    ``numba.set_num_threads`` acts on the calling thread only, so this is thread-safe.
     """
+    old = numba.get_num_threads()
+    if old == 1 or n_items >= PARALLEL_MIN[kind]:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """Run the enclosed Numba kernels on the calling thread only (the setting is thread-local)."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def n_chunks(total: int, per_thread: int = 4) -> int:
+    """How many chunks a ``prange`` cuts ``total`` items into: ``per_thread`` per thread.
+
+    Each chunk allocates its work arrays once. Computed in Python: ``get_num_threads`` inside a
+    kernel would stop Numba from caching it.
+    """
+    return max(1, min(int(total), per_thread * numba.get_num_threads()))
+
+
+# Old names, kept until every module calls the ones above.
+def _threads_for(n_sites: int, min_sites: int):
+    return _threads_for_min(n_sites, min_sites)
+
+
+@contextlib.contextmanager
+def _threads_for_min(n_sites, min_sites):
     old = numba.get_num_threads()
     if old == 1 or n_sites >= min_sites:
         yield
@@ -32,12 +96,4 @@ def _threads_for(n_sites: int, min_sites: int):
         numba.set_num_threads(old)
 
 
-def single_threaded():
-    """Run the enclosed Numba kernels on the calling thread only (the setting is thread-local)."""
-    return _threads_for(0, 1)
-
-
-def _n_chunks(total: int, per_thread: int = 4) -> int:
-    """How many chunks to cut ``total`` sites into: ``per_thread`` per thread (each chunk allocates its
-    work arrays once). Computed in Python: calling get_num_threads inside a kernel stops Numba caching it."""
-    return max(1, min(int(total), per_thread * numba.get_num_threads()))
+_n_chunks = n_chunks

@@ -29,10 +29,8 @@ from functools import lru_cache
 import numpy as np
 from numba import njit, prange
 
-from ._threads import _n_chunks, _threads_for
+from ._threads import n_chunks, parallel_threads
 from .lattice import check_shape
-
-_PARALLEL_MIN_MATRICES = 256  # matrices below which the unitarity check runs on one thread
 
 __all__ = [
     "wrap_angle",
@@ -42,6 +40,8 @@ __all__ = [
     "from_components",
     "traceless_antihermitian",
     "expm_su",
+    "expm_algebra_into",
+    "restore_special_unitary_into",
     "haar_su",
     "random_near_identity",
     "project_su",
@@ -290,18 +290,34 @@ def expm_taylor_into(X, out, work1, work2):
                 out[i, j] = work2[i, j]
 
 
+@njit(inline="always", cache=True)
+def expm_algebra_into(X, out, work1, work2):
+    """out = exp(X) for X in u(1) (N = 1: X = i phi) or su(N): the one choice of method by N.
+
+    N = 1: the phase ``cos phi + i sin phi``; N = 2: the closed form of :func:`expm_su2_into`;
+    N = 3: Cayley-Hamilton, :func:`expm_su3_into`; N >= 4: :func:`expm_taylor_into`. ``work1``,
+    ``work2`` are (N, N) complex128 scratch matrices (used for N >= 4 only). Every kernel that
+    exponentiates an algebra element calls this, so the choice is made in one place.
+    """
+    n = X.shape[0]
+    if n == 1:
+        phi = X[0, 0].imag
+        out[0, 0] = np.cos(phi) + 1j * np.sin(phi)
+    elif n == 2:
+        expm_su2_into(X, out)
+    elif n == 3:
+        expm_su3_into(X, out)
+    else:
+        expm_taylor_into(X, out, work1, work2)
+
+
 @njit(cache=True)
 def _expm_batch(X, out):
     n = X.shape[1]
     work1 = np.empty((n, n), dtype=np.complex128)
     work2 = np.empty((n, n), dtype=np.complex128)
     for b in range(X.shape[0]):
-        if n == 2:
-            expm_su2_into(X[b], out[b])
-        elif n == 3:
-            expm_su3_into(X[b], out[b])
-        else:
-            expm_taylor_into(X[b], out[b], work1, work2)
+        expm_algebra_into(X[b], out[b], work1, work2)
 
 
 def _as_matrices(M, name="matrix") -> tuple[np.ndarray, tuple]:
@@ -389,6 +405,30 @@ def reunitarize_into(U):
     phase = (det / abs(det)).conjugate()
     for j in range(n):
         U[n - 1, j] *= phase
+
+
+@njit(inline="always", cache=True)
+def restore_special_unitary_into(U):
+    """Remove the rounding drift of a matrix that is SU(N) up to rounding, in place: the one re-unitarisation.
+
+    N = 2: the nearest SU(2) matrix in the quaternion form ``[[a, b], [-b*, a*]]``,
+    ``a = (U00 + U11*)/2``, ``b = (U01 - U10*)/2``, normalised (no determinant needed);
+    N >= 3: :func:`reunitarize_into` (Gram-Schmidt, det fixed to 1). Every update kernel
+    (molecular dynamics, Metropolis, heatbath, overrelaxation) calls this after changing a link,
+    so links stay in SU(N) to ~1e-15 however long the chain.
+    """
+    if U.shape[0] == 2:
+        a = 0.5 * (U[0, 0] + U[1, 1].conjugate())
+        b = 0.5 * (U[0, 1] - U[1, 0].conjugate())
+        r = np.sqrt(a.real * a.real + a.imag * a.imag + b.real * b.real + b.imag * b.imag)
+        a /= r
+        b /= r
+        U[0, 0] = a
+        U[0, 1] = b
+        U[1, 0] = -b.conjugate()
+        U[1, 1] = a.conjugate()
+    else:
+        reunitarize_into(U)
 
 
 @njit(cache=True)
@@ -533,8 +573,8 @@ def unitarity_violation(U: np.ndarray) -> tuple[float, float]:
     flat, _ = _as_matrices(U, "U")
     if flat.shape[0] == 0:
         return 0.0, 0.0
-    with _threads_for(flat.shape[0], _PARALLEL_MIN_MATRICES):
-        return _violation(flat, _n_chunks(flat.shape[0]))
+    with parallel_threads("matrices", flat.shape[0]):
+        return _violation(flat, n_chunks(flat.shape[0]))
 
 
 def check_special_unitary(U: np.ndarray, *, tol: float = 1e-10, name: str = "links") -> None:

@@ -6,9 +6,7 @@ import pytest
 from latticeml.observables import correlators as co
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(1618)
+SEED = 1618  # the seed of the shared ``rng`` fixture (tests/conftest.py)
 
 
 # ----------------------------------------------------------------------------- references

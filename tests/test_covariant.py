@@ -13,9 +13,7 @@ from latticeml.theories import sun
 SHAPE = (2, 2, 2, 3)
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(2103)
+SEED = 2103  # the seed of the shared ``rng`` fixture (tests/conftest.py)
 
 
 def _net(**kw):

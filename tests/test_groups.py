@@ -9,9 +9,7 @@ from latticeml import groups
 NS = [2, 3, 4]
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(20261122)
+SEED = 20261122  # the seed of the shared ``rng`` fixture (tests/conftest.py)
 
 
 def _assert_su(U, tol=1e-12):

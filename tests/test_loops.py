@@ -8,9 +8,7 @@ from latticeml import groups
 from latticeml.observables import loops
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(31415)
+SEED = 31415  # the seed of the shared ``rng`` fixture (tests/conftest.py)
 
 
 # ----------------------------------------------------------------------------- references and builders

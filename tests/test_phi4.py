@@ -12,9 +12,7 @@ from latticeml.theories.phi4 import local_delta_action
 SHAPES = [(7,), (4, 6), (3, 5), (2, 3), (4, 3, 2), (3, 2, 2, 4), (1, 4)]
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(5)
+SEED = 5  # the seed of the shared ``rng`` fixture (tests/conftest.py)
 
 
 # ----------------------------------------------------------------------------- NumPy reference

@@ -12,9 +12,7 @@ from latticeml.observables import loops
 from latticeml.theories import sun, u1
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(7077)
+SEED = 7077  # the seed of the shared ``rng`` fixture (tests/conftest.py)
 
 
 def _assert_su(U, tol=1e-12):

@@ -24,9 +24,7 @@ CASES = [
 ]
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(7)
+SEED = 7  # the seed of the shared ``rng`` fixture (tests/conftest.py)
 
 
 # ----------------------------------------------------------------------------- NumPy reference

@@ -10,9 +10,7 @@ from latticeml import groups
 from latticeml.observables import loops, topology
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(271828)
+SEED = 271828  # the seed of the shared ``rng`` fixture (tests/conftest.py)
 
 
 # ----------------------------------------------------------------------------- 2D U(1)

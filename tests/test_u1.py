@@ -13,9 +13,7 @@ from latticeml.theories.u1 import staple_at
 SHAPES = [(4, 6), (3, 5), (2, 3), (4, 3, 2), (3, 2, 2, 4), (1, 4)]
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(11)
+SEED = 11  # the seed of the shared ``rng`` fixture (tests/conftest.py)
 
 
 # ----------------------------------------------------------------------------- NumPy reference
