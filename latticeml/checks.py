@@ -128,16 +128,25 @@ def gauge_links(links, *, batched: bool = False, group: str | None = None, min_d
     if found == "u1":
         form = f"{b}D, L0, ..., L{{D-1}})"
         if links.ndim < lead + 1 + min_dim or links.ndim != lead + 1 + links.shape[lead]:
-            raise ValueError(f"U(1) links must be angles of shape {form} with D >= {min_dim}, got shape {links.shape}{hint}")
+            raise ValueError(f"U(1) links must be angles of shape {form} with D >= {min_dim}, got shape {links.shape}{_axes_note(links, lead, 1)}{hint}")
         shape = check_shape(links.shape[lead + 1 :])
         flat = np.ascontiguousarray(links, dtype=np.float64).reshape(-1, len(shape), int(np.prod(shape)))
         return GaugeLinks("u1", flat, shape, batched)
     form = f"{b}D, L0, ..., L{{D-1}}, N, N)"
     if links.ndim < lead + 3 + min_dim or links.ndim != lead + 3 + links.shape[lead]:
-        raise ValueError(f"SU(N) links must have shape {form} with D >= {min_dim}, got shape {links.shape}{hint}")
+        raise ValueError(f"SU(N) links must have shape {form} with D >= {min_dim}, got shape {links.shape}{_axes_note(links, lead, 3)}{hint}")
     N = links.shape[-1]
     if links.shape[-2] != N or N < 2:
         raise ValueError(f"the last two axes of SU(N) links must be N x N colour matrices with N >= 2, got {links.shape[-2:]}")
     shape = check_shape(links.shape[lead + 1 : -2])
     flat = np.ascontiguousarray(links, dtype=np.complex128).reshape(-1, len(shape), int(np.prod(shape)), N, N)
     return GaugeLinks("su", flat, shape, batched)
+
+
+def _axes_note(links, lead: int, extra: int) -> str:
+    """': the direction axis has D entries but there are k lattice axes' when that is the mismatch."""
+    if links.ndim <= lead:
+        return ""
+    n_axes = links.ndim - lead - extra
+    D = links.shape[lead]
+    return f": the direction axis has {D} entries but there are {n_axes} lattice axes" if n_axes >= 1 and D != n_axes else ""
