@@ -45,6 +45,7 @@ from typing import Callable
 import numpy as np
 
 from . import io
+from .checks import check_count
 
 __all__ = ["CheckpointedRun"]
 
@@ -90,8 +91,7 @@ class CheckpointedRun:
         if checkpoint is not None:
             if snapshot is None:
                 raise TypeError("a checkpointed run needs snapshot() -> (state_arrays, records) to write its checkpoints")
-            if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
-                raise ValueError(f"checkpoint_every must be an integer >= 1 (steps between checkpoints), got {checkpoint_every!r}")
+            check_count(checkpoint_every, "checkpoint_every (steps between checkpoints)", minimum=1)
         self.rng = rng
         self.step = int(start)
         self.total = int(total)
@@ -110,7 +110,9 @@ class CheckpointedRun:
 
     def __enter__(self) -> "CheckpointedRun":
         if self._progress:
-            from tqdm.auto import tqdm  # imported late: tqdm.auto inspects the notebook environment
+            from tqdm.auto import (
+                tqdm,  # imported late: tqdm.auto inspects the notebook environment
+            )
 
             self.bar = tqdm(total=self.total, initial=self.step, desc=self._desc, unit="step", leave=False)
         self._intercept_stop_signals()  # last: nothing after it can fail before __exit__ is due

@@ -40,6 +40,8 @@ import numpy as np
 from numpy.polynomial import chebyshev as _cheb
 from scipy.special import ive, logsumexp, xlogy
 
+from .checks import check_count
+
 __all__ = [
     "u1_2d_log_partition_function",
     "u1_2d_partition_function",
@@ -103,9 +105,7 @@ def _check_volume(volume, *, allow_infinite: bool = True) -> int | None:
 
 
 def _check_count(value, name: str, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+    return check_count(value, name, minimum=minimum)
 
 
 def _max_bessel_order(x: float) -> int:

@@ -35,6 +35,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .checks import check_rng
+
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
@@ -203,8 +205,7 @@ def rng_state(rng: np.random.Generator) -> dict:
     ``rng_from_state(rng_state(rng))`` continues with exactly the numbers ``rng`` would draw.
     (The SeedSequence used to create ``rng`` is not part of the state, so ``spawn`` differs.)
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_rng(rng)
     return _to_json(rng.bit_generator.state)
 
 

@@ -31,6 +31,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 from scipy import fft as _fft
 
+from .checks import check_count, check_rng
+
 __all__ = [
     "GammaResult",
     "ResamplingResult",
@@ -351,10 +353,8 @@ def bootstrap(
     ``F_b = func(mean of the drawn bins)``; ``error = std(F_b, ddof=1)``. The same ``rng`` state
     gives the same samples bit for bit. Bin correlated data with ``bin_size`` >> tau_int.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator, e.g. np.random.default_rng(seed)")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise ValueError(f"n_boot must be an int >= 2, got {n_boot!r}")
+    check_rng(rng)
+    n_boot = check_count(n_boot, "n_boot", minimum=2)
     b, was_1d = _binned(data, bin_size, minimum=2)
     m = b.shape[0]
     value = _evaluate(func, b.mean(axis=0), was_1d)

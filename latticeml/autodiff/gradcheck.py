@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..checks import check_rng
 from .tensor import Tensor, backprop, no_grad
 
 __all__ = ["check_grads", "numerical_grad"]
@@ -63,8 +64,7 @@ def check_grads(
     and constants elsewhere, and returns a Tensor. Raises AssertionError with the worst
     element on failure; returns ``{argnum: max |analytic - numeric|}``.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("check_grads needs rng=np.random.default_rng(seed) for the random cotangent")
+    check_rng(rng)  # for the random cotangent
     if argnums is None:
         argnums = [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind in "fc"]
     for i in argnums:

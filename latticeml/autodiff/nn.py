@@ -24,6 +24,7 @@ import pathlib
 
 import numpy as np
 
+from ..checks import check_rng
 from . import ops
 from .conv import periodic_conv
 from .tensor import Parameter
@@ -47,12 +48,6 @@ __all__ = [
     "mlp",
     "conv_net",
 ]
-
-
-def _require_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("pass rng=np.random.default_rng(seed): initialisation draws random numbers")
-    return rng
 
 
 class Module:
@@ -137,7 +132,7 @@ class Dense(Module):
     """Affine layer ``y = x @ weight + bias``; ``weight`` (n_in, n_out), ``bias`` (n_out,)."""
 
     def __init__(self, n_in: int, n_out: int, *, bias: bool = True, rng: np.random.Generator):
-        _require_rng(rng)
+        check_rng(rng)
         bound = 1.0 / np.sqrt(n_in)
         self.weight = Parameter(_uniform(rng, bound, (n_in, n_out)))
         self.bias = Parameter(_uniform(rng, bound, (n_out,))) if bias else None
@@ -160,7 +155,7 @@ class Conv(Module):
     def __init__(
         self, c_in: int, c_out: int, kernel_size, *, ndim: int = 2, bias: bool = True, rng: np.random.Generator
     ):
-        _require_rng(rng)
+        check_rng(rng)
         kernel = (kernel_size,) * ndim if np.ndim(kernel_size) == 0 else tuple(kernel_size)
         if len(kernel) != ndim or any(k % 2 == 0 or k < 1 for k in kernel):
             raise ValueError(f"kernel_size must be odd and have {ndim} entries, got {kernel_size}")
@@ -290,7 +285,7 @@ def mlp(
     sizes = [int(n) for n in sizes]
     if len(sizes) < 2:
         raise ValueError(f"mlp needs at least (n_in, n_out), got {sizes}")
-    _require_rng(rng)
+    check_rng(rng)
     return _stack_layers(lambda i, o: Dense(i, o, bias=bias, rng=rng), sizes, activation, final_activation)
 
 
@@ -311,7 +306,7 @@ def conv_net(
     channels = [int(c) for c in channels]
     if len(channels) < 2:
         raise ValueError(f"conv_net needs at least (c_in, c_out), got {channels}")
-    _require_rng(rng)
+    check_rng(rng)
     return _stack_layers(
         lambda i, o: Conv(i, o, kernel_size, ndim=ndim, bias=bias, rng=rng), channels, activation, final_activation
     )

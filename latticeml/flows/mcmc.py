@@ -33,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from ..checks import check_count, check_rng
 from ..samplers.accept import metropolis_test
 from ..samplers.chain import Sampler
 from ..stats import gamma_method
@@ -106,11 +107,6 @@ def _check_pair(flow, theory):
         raise ValueError(f"the flow models fields of shape {flow.shape} but the theory lives on {theory.shape}")
 
 
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
-
-
 # ----------------------------------------------------------------------------- the step protocol
 
 
@@ -123,7 +119,7 @@ def init(field, flow: Flow, theory: Phi4) -> State:
 
 def step(rng: np.random.Generator, state: State, flow: Flow, theory: Phi4) -> tuple[State, Info]:
     """One independence-Metropolis step: draw one proposal from the flow, then one uniform number."""
-    _check_rng(rng)
+    check_rng(rng)
     phi, log_q = flow.sample(rng, 1)
     log_w = float(-action(theory, phi)[0] - log_q[0])
     # accept with min(1, w'/w): the Metropolis test with energy change -(log w' - log w)
@@ -214,12 +210,9 @@ def flow_mcmc(
     uniforms of the accept/reject steps.
     """
     _check_pair(flow, theory)
-    _check_rng(rng)
-    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    n_steps, batch_size = int(n_steps), int(batch_size)
+    check_rng(rng)
+    n_steps = check_count(n_steps, "n_steps", minimum=1)
+    batch_size = check_count(batch_size, "batch_size", minimum=1)
     current = state
     fields = np.empty((n_steps,) + theory.shape) if keep_fields else None
     accepted = np.empty(n_steps, dtype=bool)

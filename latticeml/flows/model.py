@@ -25,6 +25,7 @@ import numpy as np
 from .. import io
 from ..autodiff import nn
 from ..autodiff.tensor import Tensor, no_grad
+from ..checks import check_count, check_rng
 from ..lattice import check_shape
 from .coupling import AffineCoupling
 from .masks import checkerboard_mask
@@ -127,10 +128,8 @@ def phi4_flow(
     ``rng`` layer by layer (PyTorch's default initialisation, see ``autodiff.nn``).
     """
     shape = check_shape(shape)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("pass rng=np.random.default_rng(seed): the initial weights are random")
-    if isinstance(n_layers, bool) or int(n_layers) != n_layers or n_layers < 1:
-        raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
+    check_rng(rng)  # the initial weights are random
+    n_layers = check_count(n_layers, "n_layers", minimum=1)
     hidden = [int(h) for h in hidden]
     if any(h < 1 for h in hidden):
         raise ValueError(f"hidden channel counts must be positive, got {hidden}")

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from ..checks import check_count, check_rng
 from ..lattice import check_shape
 
 __all__ = ["NormalPrior"]
@@ -30,11 +31,9 @@ class NormalPrior:
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` independent draws, shape ``(n, *shape)``."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
-        if isinstance(n, bool) or int(n) != n or n < 1:
-            raise ValueError(f"the number of samples must be a positive integer, got {n!r}")
-        return rng.standard_normal((int(n),) + self.shape)
+        check_rng(rng)
+        n = check_count(n, "the number of samples", minimum=1)
+        return rng.standard_normal((n,) + self.shape)
 
     def log_prob(self, z) -> np.ndarray:
         """``log r(z)`` for a batch ``z`` of shape ``(B, *shape)``: an array ``(B,)``."""

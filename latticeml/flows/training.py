@@ -34,6 +34,7 @@ import numpy as np
 from .. import io
 from .._runs import CheckpointedRun
 from ..autodiff import optim
+from ..checks import check_count, check_rng
 from ..theories.models import Phi4
 from .metrics import acceptance_estimate, effective_sample_size
 from .model import Flow, _flow_from_config
@@ -75,9 +76,7 @@ def reverse_kl_loss(flow: Flow, theory: Phi4, z):
 
 
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return check_count(value, name, minimum=minimum)
 
 
 def _settings(steps, batch_size, optimizer) -> dict:
@@ -115,8 +114,7 @@ def train(
         raise TypeError(f"flow must be a latticeml.flows.Flow (e.g. phi4_flow(shape, rng=rng)), got {type(flow).__name__}")
     if flow.shape != theory.shape:
         raise ValueError(f"the flow models fields of shape {flow.shape} but the theory lives on {theory.shape}")
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    check_rng(rng)
     steps = _check_int("steps", steps, 0)
     batch_size = _check_int("batch_size", batch_size, 2)
     checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
