@@ -6,7 +6,7 @@ import pytest
 from numba import njit
 
 from latticeml import groups
-from latticeml.theories import sun
+from latticeml.theories import su3_fast, sun
 from latticeml.theories.sun import staple_into
 
 # (N, lattice shape): D = 2, 3, 4; odd extents and extents 1 and 2 exercise the SU(3) ring of slabs
@@ -99,27 +99,25 @@ def test_batched_equals_one_by_one(N, shape, rng):
 
 @pytest.mark.parametrize("shape", [(5, 2, 3), (4, 4, 2, 3)])
 def test_su3_every_chunking_of_slabs(shape, rng):
-    # the SU(3) kernels cut each configuration into per_b chunks of time-slices, each with its own
+    # the SU(3) kernels cut each configuration into chunks of time-slices, each with its own
     # ring of transposed slabs; every cut must give the same numbers as the reference
     U = sun.hot_start(rng, shape, 3, batch=2)
     Uc = np.ascontiguousarray(U.reshape((2, len(shape), -1, 3, 3)))
-    Uf = sun._as_real_view(Uc)
-    yf, yb, L0, Lz, L, _ = sun._su3_geometry(shape, 2)
     P_ref = np.array([ref_plaquettes(u) for u in U]).reshape(2, -1, Uc.shape[2])
     F_ref = np.array([ref_force(u, 3.0) for u in U]).reshape(Uc.shape)
-    for per_b in range(1, L0 + 1):
+    for per_b in range(1, shape[0] + 1):
         field, sums = np.empty(P_ref.shape), np.empty(2)
-        sun._su3_plaquette(Uf, yf, L0, Lz, L, per_b, field, True, sums)
+        su3_fast.plaquette_sums(Uc, shape, field, True, sums, tasks_per_plane=per_b)
         np.testing.assert_allclose(field, P_ref, atol=1e-13)
         np.testing.assert_allclose(sums, P_ref.sum(axis=(1, 2)), rtol=1e-13)
         out = np.empty_like(Uc)
-        sun._su3_staples(Uf, yf, yb, L0, Lz, L, per_b, 3.0 / 6.0, True, sun._as_real_view(out))
+        su3_fast.staples_or_force(Uc, shape, 3.0 / 6.0, True, out, chunks_per_config=per_b)
         np.testing.assert_allclose(out, F_ref, atol=1e-13)
 
 
-@pytest.mark.parametrize("shape", [(2, sun._BLOCK + 5), (2, 3, sun._BLOCK // 2 + 3)])
+@pytest.mark.parametrize("shape", [(2, su3_fast.BLOCK + 5), (2, 3, su3_fast.BLOCK // 2 + 3)])
 def test_su3_planes_longer_than_a_block(shape, rng):
-    # the SU(3) kernels cut a plane's positions into blocks of _BLOCK; blocks end mid-row here
+    # the SU(3) kernels cut a plane's positions into blocks of BLOCK; blocks end mid-row here
     U = sun.hot_start(rng, shape, 3)
     np.testing.assert_allclose(sun.plaquette_field(U), ref_plaquettes(U), atol=1e-13)
     np.testing.assert_allclose(sun.staples(U), ref_staples(U), atol=1e-13)
