@@ -1,8 +1,9 @@
-"""HMC (latticeml.samplers.hmc): integrators, energy violation, accept/reject, purity, reproducibility, SU(N) drift.
+"""HMC (latticeml.samplers.hmc): accept/reject, cached state, purity, reproducibility, settings, SU(N) drift.
 
-Checks against independent references written here: a plain-NumPy phi^4 force and integrators
-(no merged kicks), the exact shadow Hamiltonian of leapfrog on a harmonic oscillator, and
-scipy.linalg.expm for the fused SU(N) link update.
+The integrators themselves (reversibility, dH ~ eps^2, the registry) are tested in
+tests/test_integrators.py, auxiliary fields in tests/test_auxiliary.py. Checks against independent
+references written here: scipy.linalg.expm for the fused SU(N) link update, and the Hamiltonian
+difference of a trajectory replayed by hand.
 """
 
 import math
@@ -12,11 +13,12 @@ import numba
 import numpy as np
 import pytest
 import scipy.linalg
+from test_integrators import THEORIES, rough_start as _start, theory_for as _theory
 
 from latticeml import groups
 from latticeml.samplers import hmc
 from latticeml.samplers.chain import run_chain
-from latticeml.theories.models import make_theory
+from latticeml.theories import make_theory
 
 # Tiny lattices: a single Numba thread avoids the parallel-launch overhead that dominates there
 # (results do not depend on the thread count).
@@ -28,160 +30,6 @@ def _one_thread():
     numba.set_num_threads(1)
     yield
     numba.set_num_threads(before)
-
-
-THEORIES = {
-    "phi4": ("phi4", (6, 4), {"m2": -1.0, "lam": 1.0}),
-    "u1": ("u1", (6, 4), {"beta": 2.0}),
-    "su2": ("su2", (4, 4), {"beta": 2.0}),
-    "su3": ("su3", (4, 4, 2, 2), {"beta": 5.0}),
-}
-
-
-def _theory(key):
-    name, shape, couplings = THEORIES[key]
-    return make_theory(name, shape, **couplings)
-
-
-def _start(theory, seed=0):
-    """A moderately rough start: small fluctuations around a cold field (forces of typical size)."""
-    rng = np.random.default_rng(seed)
-    if theory.name == "phi4":
-        return 0.5 * rng.standard_normal(theory.shape)
-    if theory.name == "u1":
-        return groups.wrap_angle(0.5 * rng.standard_normal((theory.dim,) + theory.shape))
-    return groups.random_near_identity(rng, theory.N, (theory.dim,) + theory.shape, spread=0.5)
-
-
-def _field_distance(theory, a, b):
-    if theory.name == "u1":  # angles are equal modulo 2 pi
-        return float(np.abs(groups.wrap_angle(a - b)).max())
-    return float(np.abs(a - b).max())
-
-
-# ----------------------------------------------------------------------------- integrators
-
-
-@pytest.mark.parametrize("integrator", hmc.INTEGRATORS)
-@pytest.mark.parametrize("key", list(THEORIES))
-def test_reversible(key, integrator):
-    theory = _theory(key)
-    field = _start(theory)
-    p = theory.random_momentum(np.random.default_rng(1))
-    field_in, p_in = field.copy(), p.copy()
-    f1, p1 = hmc.integrate(theory, field, p, step_size=0.1, n_steps=10, integrator=integrator)
-    np.testing.assert_array_equal(field, field_in)  # integrate is pure
-    np.testing.assert_array_equal(p, p_in)
-    assert _field_distance(theory, f1, field) > 0.1  # it moved
-    f2, p2 = hmc.integrate(theory, f1, -p1, step_size=0.1, n_steps=10, integrator=integrator)
-    assert _field_distance(theory, f2, field) < 1e-12
-    assert np.abs(p2 + p).max() < 1e-12
-
-
-def _numpy_phi4_force(phi, m2, lam):
-    """dS/dphi of S = sum_x [-2 sum_mu phi(x) phi(x+mu) + (2D + m2) phi^2 + lam phi^4], by np.roll."""
-    D = phi.ndim
-    hop = sum(np.roll(phi, -1, mu) + np.roll(phi, 1, mu) for mu in range(D))
-    return -2 * hop + 2 * (2 * D + m2) * phi + 4 * lam * phi**3
-
-
-def _numpy_md(phi, p, eps, n, integrator, m2, lam):
-    """The integrators written out kick by kick (no merging): the reference for hmc.integrate."""
-    F = lambda x: _numpy_phi4_force(x, m2, lam)  # noqa: E731
-    for _ in range(n):
-        if integrator == "leapfrog":
-            p = p - eps / 2 * F(phi)
-            phi = phi + eps * p
-            p = p - eps / 2 * F(phi)
-        else:
-            lam_o = 0.1931833275037836
-            p = p - lam_o * eps * F(phi)
-            phi = phi + eps / 2 * p
-            p = p - (1 - 2 * lam_o) * eps * F(phi)
-            phi = phi + eps / 2 * p
-            p = p - lam_o * eps * F(phi)
-    return phi, p
-
-
-@pytest.mark.parametrize("integrator", hmc.INTEGRATORS)
-def test_phi4_trajectory_matches_numpy_reference(integrator):
-    theory = _theory("phi4")
-    field = _start(theory)
-    p = theory.random_momentum(np.random.default_rng(2))
-    f1, p1 = hmc.integrate(theory, field, p, step_size=0.07, n_steps=9, integrator=integrator)
-    f_ref, p_ref = _numpy_md(field, p, 0.07, 9, integrator, theory.m2, theory.lam)
-    np.testing.assert_allclose(f1, f_ref, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(p1, p_ref, rtol=0, atol=1e-12)
-    assert hmc.hamiltonian(theory, field, p) == pytest.approx(
-        0.5 * np.sum(p**2) + theory.action(field), rel=1e-14
-    )
-
-
-class _Oscillator:
-    """Independent harmonic oscillators, S = omega^2 x^2 / 2: a minimal theory with the HMC interface."""
-
-    name = "oscillator"
-
-    def __init__(self, omega, n=3):
-        self.omega, self.shape = omega, (n,)
-
-    def check_field(self, x):
-        return np.ascontiguousarray(x, dtype=np.float64)
-
-    def action(self, x):
-        return 0.5 * self.omega**2 * float(np.sum(x**2))
-
-    def force(self, x):
-        return self.omega**2 * x
-
-    def random_momentum(self, rng):
-        return rng.standard_normal(self.shape)
-
-    def kinetic_energy(self, p):
-        return 0.5 * float(np.sum(p**2))
-
-    def evolve(self, x, p, eps):
-        return x + eps * p
-
-
-def test_leapfrog_conserves_the_exact_shadow_hamiltonian():
-    # Velocity-Verlet leapfrog on H = p^2/2 + w^2 x^2/2 conserves p^2/2 + (1 - (w eps)^2/4) w^2 x^2/2 exactly.
-    osc = _Oscillator(omega=1.3)
-    x = np.array([1.0, -0.4, 0.2])
-    p = np.array([0.3, 0.8, -1.1])
-    eps = 0.3
-    shadow = lambda x, p: 0.5 * p**2 + (1 - (osc.omega * eps) ** 2 / 4) * 0.5 * osc.omega**2 * x**2  # noqa: E731
-    x1, p1 = hmc.integrate(osc, x, p, step_size=eps, n_steps=37, integrator="leapfrog")
-    np.testing.assert_allclose(shadow(x1, p1), shadow(x, p), rtol=1e-13)
-    assert np.all(np.abs(hmc.hamiltonian(osc, x1, p1) - hmc.hamiltonian(osc, x, p)) > 1e-4)  # H itself is not
-
-
-def _dH(theory, field, eps, integrator, n_draws=4, tau=0.8):
-    """RMS of dH over a few fixed momentum draws, at trajectory length tau."""
-    n = round(tau / eps)
-    out = []
-    for k in range(n_draws):
-        p = theory.random_momentum(np.random.default_rng(100 + k))
-        f1, p1 = hmc.integrate(theory, field, p, step_size=eps, n_steps=n, integrator=integrator)
-        out.append(hmc.hamiltonian(theory, f1, p1) - hmc.hamiltonian(theory, field, p))
-    return math.sqrt(np.mean(np.square(out)))
-
-
-@pytest.mark.parametrize("key", list(THEORIES))
-def test_energy_violation_scales_as_step_squared(key):
-    """Fit log|dH| against log eps at fixed trajectory length: slope 2 for both; 2MN's constant is smaller."""
-    theory = _theory(key)
-    field = _start(theory, seed=3)
-    steps = np.array([0.08, 0.04, 0.02, 0.01])
-    dH = {k: np.array([_dH(theory, field, eps, k) for eps in steps]) for k in hmc.INTEGRATORS}
-    for integrator, values in dH.items():
-        slope = np.polyfit(np.log(steps), np.log(values), 1)[0]
-        assert 1.9 < slope < 2.1, (integrator, slope, values)  # measured 1.98 - 2.05
-    ratio = dH["omelyan"] / dH["leapfrog"]
-    # measured at equal step size: phi4 0.11, U(1) 0.05, SU(2) 0.087, SU(3) 0.012
-    assert np.all(ratio < 0.2), ratio
-    # also better at equal cost: 2MN with twice the step (2 forces per step) beats leapfrog
-    assert dH["omelyan"][0] < dH["leapfrog"][1]
 
 
 # ----------------------------------------------------------------------------- the SU(N) link update
@@ -244,6 +92,7 @@ def test_step_info_and_cached_state():
         assert info.acceptance == float(info.accepted) and info.accepted in (True, False)
         assert info.acceptance_probability == pytest.approx(min(1.0, math.exp(-info.delta_H)), rel=1e-15)
         assert info.n_steps == 8 and info.n_force_evaluations == 16 and info.trajectory_length == 1.0
+        assert info.log_jacobian == 0.0 and new.aux is None  # no auxiliary fields: nothing changes
         if info.accepted:
             assert new.action == theory.action(new.field)  # the cached action is the field's action
             np.testing.assert_array_equal(new.force, theory.force(new.field))
@@ -323,25 +172,27 @@ def test_trajectory_settings_rule():
     s = hmc.sampler(_theory("phi4"), trajectory_length=2.0, step_size=0.25, integrator="omelyan")
     assert s.name == "hmc"
     assert s.settings == {"step_size": 0.25, "n_steps": 8, "trajectory_length": 2.0, "integrator": "omelyan"}
+    assert s.init(_start(_theory("phi4"))).aux is None
 
 
 @pytest.mark.parametrize(
     "settings, error, match",
     [
-        ({"step_size": 0.0, "n_steps": 10}, ValueError, "step_size must be positive"),
-        ({"step_size": -0.1, "n_steps": 10}, ValueError, "step_size must be positive"),
-        ({"step_size": float("nan"), "n_steps": 10}, ValueError, "step_size must be positive"),
+        # the messages of latticeml.checks (positive_float, check_count)
+        ({"step_size": 0.0, "n_steps": 10}, ValueError, "step_size must be a positive number"),
+        ({"step_size": -0.1, "n_steps": 10}, ValueError, "step_size must be a positive number"),
+        ({"step_size": float("nan"), "n_steps": 10}, ValueError, "step_size must be a finite number"),
         ({"step_size": 0.1, "n_steps": 0}, ValueError, "n_steps must be an integer >= 1"),
         ({"step_size": 0.1, "n_steps": -3}, ValueError, "n_steps must be an integer >= 1"),
-        ({"step_size": 0.1, "n_steps": 2.5}, TypeError, "n_steps must be an integer"),
-        ({"step_size": 0.1, "n_steps": True}, TypeError, "n_steps must be an integer"),
-        ({"step_size": "0.1", "n_steps": 3}, TypeError, "step_size must be a positive number"),
+        ({"step_size": 0.1, "n_steps": 2.5}, ValueError, "n_steps must be an integer >= 1"),
+        ({"step_size": 0.1, "n_steps": True}, ValueError, "n_steps must be an integer >= 1"),
+        ({"step_size": "0.1", "n_steps": 3}, TypeError, "step_size must be a real number"),
         ({"step_size": 0.1, "n_steps": 10, "integrator": "rk4"}, ValueError, "unknown integrator 'rk4'"),
         ({"step_size": 0.1}, ValueError, "exactly two of"),
         ({}, ValueError, "exactly two of"),
         ({"step_size": 0.1, "n_steps": 10, "trajectory_length": 1.0}, ValueError, "exactly two of"),
         ({"step_size": 0.3, "trajectory_length": 1.0}, ValueError, "not a whole number of steps"),
-        ({"n_steps": 4, "trajectory_length": -1.0}, ValueError, "trajectory_length must be positive"),
+        ({"n_steps": 4, "trajectory_length": -1.0}, ValueError, "trajectory_length must be a positive number"),
     ],
 )
 def test_bad_settings_raise(settings, error, match):
@@ -352,7 +203,7 @@ def test_bad_settings_raise(settings, error, match):
 def test_bad_arguments_raise():
     theory = _theory("phi4")
     state = hmc.init(_start(theory), theory)
-    with pytest.raises(ValueError, match="step_size must be positive"):
+    with pytest.raises(ValueError, match="step_size must be a positive number"):
         hmc.step(np.random.default_rng(0), state, theory, step_size=0.0, n_steps=3)
     with pytest.raises(ValueError, match="unknown integrator"):
         hmc.integrate(theory, state.field, state.force, step_size=0.1, n_steps=3, integrator="verlet")

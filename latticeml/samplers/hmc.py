@@ -1,4 +1,4 @@
-"""Hybrid Monte Carlo for any theory of :mod:`latticeml.theories.models` (phi^4, U(1), SU(N)).
+"""Hybrid Monte Carlo for any theory of :mod:`latticeml.theories` (phi^4, U(1), SU(N), ...).
 
 Algorithm
 ---------
@@ -8,10 +8,14 @@ Each step (one *trajectory*):
 1. draw momenta ``p ~ exp(-K(p))`` (:meth:`theory.random_momentum`, the Gaussian of the field's
    tangent space: ``N(0, 1)`` per site or link for phi^4 and U(1), ``P = sum_a p_a T_a`` with
    ``p_a ~ N(0, 1)`` in su(N) for SU(N), ``K = -tr P^2``);
-2. integrate Hamilton's equations of ``H = K(p) + S(field)`` for ``n_steps`` steps of size
-   ``step_size`` with a reversible, area-preserving integrator (:func:`integrate`);
-3. accept the end point with probability ``min(1, exp(-dH))``, ``dH = H(end) - H(start)``,
-   otherwise keep the old field.
+2. draw the auxiliary fields ``aux = theory.draw_auxiliary(rng, field)`` from the field at the
+   start of the trajectory (``None`` for theories without; see below);
+3. integrate Hamilton's equations of ``H = K(p) + S(field[, aux])`` for ``n_steps`` steps of size
+   ``step_size`` with a reversible, area-preserving integrator (a value from
+   :mod:`latticeml.samplers.integrators`), ``aux`` held fixed;
+4. accept the end point with probability ``min(1, exp(log_jacobian - dH))``,
+   ``dH = H(end) - H(start)`` (``log_jacobian = 0`` for the symplectic integrators; a learned
+   one reports its own), drawing one uniform number; otherwise keep the old field.
 
 The equations of motion are the same for every theory, written with the theory's own pieces:
 ``d field/dt = p`` is :meth:`theory.evolve` (``phi + eps p``; ``theta + eps p`` re-wrapped into
@@ -19,25 +23,29 @@ The equations of motion are the same for every theory, written with the theory's
 :meth:`theory.force`, the gradient of ``S`` (for SU(N) in the inner product ``<X, Y> = -2 tr XY``
 of :mod:`latticeml.groups`, so that ``p_a -> p_a - eps f_a`` component by component).
 
-Integrators (``integrator=``), both symmetric (time reversible) and symplectic, error
-``dH = O(step_size^2)`` at fixed trajectory length:
+Integrators (``integrator=``)
+-----------------------------
+A registered name (``"leapfrog"``: kick-drift-kick velocity Verlet; ``"omelyan"``: Omelyan's
+minimum-norm 2MN) or any function with the integrator signature of
+:mod:`latticeml.samplers.integrators` (which has the formulas, the registry and how to add a
+multi-time-scale or a learned integrator). The sampler's settings record the integrator's name
+(:func:`latticeml.samplers.integrators.integrator_name`). Both built-in integrators are symmetric
+and symplectic with ``dH = O(step_size^2)`` at fixed trajectory length; Omelyan costs two forces
+per step and has a ~10x smaller ``dH`` at equal step size.
 
-* ``"leapfrog"`` (kick-drift-kick, the velocity Verlet form)::
-
-      p <- p - eps/2 F;   [ field <- evolve(field, p, eps);  p <- p - eps F ] x n;   last kick eps/2
-
-  ``n + 1`` force evaluations per trajectory, ``n`` here because the force at the start is cached.
-* ``"omelyan"``: the second-order minimum-norm integrator 2MN of I. P. Omelyan, I. M. Mryglod,
-  R. Folk, Comput. Phys. Commun. 151 (2003) 272, as used for lattice gauge theory by
-  T. Takaishi and Ph. de Forcrand, PRE 73 (2006) 036706. One step of size eps::
-
-      p <- p - lam eps F;  field <- evolve(field, p, eps/2);  p <- p - (1 - 2 lam) eps F;
-      field <- evolve(field, p, eps/2);  p <- p - lam eps F,     lam = 0.1931833275037836,
-
-  the value that minimises the norm of the eps^3 error terms. Consecutive ``lam eps`` kicks of
-  neighbouring steps are merged, so a trajectory costs ``2 n`` force evaluations (with the cached
-  start force). At equal step size its energy violation is about ten times smaller than the
-  leapfrog's (the tests measure the ratio), so it wins also at equal cost (2MN at 2 eps).
+Auxiliary fields (the pseudofermion hook)
+-----------------------------------------
+A theory may implement ``draw_auxiliary(rng, field) -> aux`` (the base class returns ``None``
+and draws nothing). Pseudofermions are the example: ``phi = D^dagger(U) eta`` with Gaussian
+``eta`` gives ``exp(-phi^dagger (D^dagger D)^{-1} phi)`` whose integral over ``phi`` is
+``det(D^dagger D)``, so sampling ``(field, phi)`` jointly samples the field with the fermion
+determinant (Gottlieb, Liu, Toussaint, Renken, Sugar, PRD 35 (1987) 2531). Refreshing ``aux``
+at the start of each trajectory is an exact Gibbs update of ``aux`` at fixed field; the trajectory
+that follows is an HMC update of ``(field, p)`` at fixed ``aux``, which keeps
+``exp(-S(field, aux))`` invariant; together they keep the joint, and hence the field's marginal,
+invariant. A theory that returns an aux value accepts it as the second argument of
+``action(field, aux)`` and ``force(field, aux)``; HMC calls them with ``aux`` exactly when it is
+not ``None``. The order of random draws in a trajectory is: momenta, aux, the accept uniform.
 
 Trajectory settings
 -------------------
@@ -45,46 +53,54 @@ Trajectory settings
 the three. From ``(trajectory_length, n_steps)`` the step is ``tau / n``; from
 ``(trajectory_length, step_size)`` the number of steps is ``tau / eps``, which must be an integer
 (to a relative 1e-9), else choose ``n_steps`` instead. Step sizes must be positive and finite,
-``n_steps`` an integer >= 1, the integrator ``"leapfrog"`` or ``"omelyan"``.
+``n_steps`` an integer >= 1 (checked by :mod:`latticeml.checks`).
 
 State and cached quantities
 ---------------------------
-:class:`State` carries the field together with its action ``S(field)`` and its force: the action
-is ``H``'s potential part at the start of the next trajectory and the force its first kick, so
-neither is recomputed (both are deterministic functions of the field, so a chain resumed from a
-checkpoint that stores only the field recomputes exactly the same numbers: resumes stay bit
-identical). ``step`` never modifies the arrays of its input state.
+:class:`State` carries the field together with its action and force: for a theory without
+auxiliary fields the action is ``H``'s potential part at the start of the next trajectory and the
+force its first kick, so neither is recomputed (both are deterministic functions of the field,
+so a chain resumed from a checkpoint that stores only the field recomputes exactly the same
+numbers: resumes stay bit identical). With auxiliary fields the cache cannot be reused: the
+next trajectory's ``S(field, aux)`` and ``F(field, aux)`` depend on the aux it draws fresh, so
+each trajectory recomputes both at its start (one more force evaluation, counted in
+:class:`Info`); ``State.aux`` is then the aux of the trajectory that produced the state and
+``State.action``/``State.force`` are those of ``(field, aux)``. Aux lives for one trajectory: a
+checkpoint between trajectories need not store it (:mod:`latticeml.samplers.chain` stores only
+the field, and a resumed chain draws the same fresh aux from the restored generator).
+``step`` never modifies the arrays of its input state.
 
 SU(N) links stay in SU(N): ``exp(eps P)`` is an exact group element and ``theory.evolve``
-re-unitarises the product (see :meth:`latticeml.theories.models.SUN.evolve`).
+re-unitarises the product (see the SU(N) theory's ``evolve``).
 
 API (the blackjax pattern of :mod:`latticeml.samplers.chain`)
 --------------------------------------------------------------
-``integrate(theory, field, momentum, *, step_size, n_steps, integrator) -> (field, momentum)``
-and ``hamiltonian(theory, field, momentum)`` are plain functions (tests and the self-learning HMC,
-which integrates with another action, use them); ``init(field, theory) -> State``;
-``step(rng, state, theory, *, step_size, n_steps, integrator) -> (State, Info)``; and
-``sampler(theory, *, step_size=None, n_steps=None, trajectory_length=None, integrator="leapfrog")``
-binds them into a :class:`latticeml.samplers.chain.Sampler`.
+``integrate(theory, field, momentum, *, step_size, n_steps, integrator="leapfrog", aux=None)
+-> (field, momentum)`` and ``hamiltonian(theory, field, momentum, aux=None)`` are plain functions
+(tests and the self-learning HMC, which integrates with another action, use them);
+``init(field, theory) -> State``; ``step(rng, state, theory, *, step_size, n_steps,
+integrator="leapfrog") -> (State, Info)``; ``sampler(theory, *, step_size=None, n_steps=None,
+trajectory_length=None, integrator="leapfrog")`` binds them into a
+:class:`latticeml.samplers.chain.Sampler`; ``draw_auxiliary(theory, rng, field)`` is the hook's
+call (``None`` for a theory without the method).
 """
 
 from __future__ import annotations
 
 import functools
-import math
-import numbers
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..checks import check_count, check_rng, positive_float
 from .accept import metropolis_test
 from .chain import Sampler
+from .integrators import get_integrator, integrator_name
 
 __all__ = [
-    "INTEGRATORS",
-    "OMELYAN_LAMBDA",
     "State",
     "Info",
+    "draw_auxiliary",
     "hamiltonian",
     "integrate",
     "resolve_trajectory",
@@ -93,14 +109,7 @@ __all__ = [
     "sampler",
 ]
 
-#: Integrator names accepted by ``integrator=``.
-INTEGRATORS = ("leapfrog", "omelyan")
-
-#: lambda of Omelyan's minimum-norm 2MN integrator, Omelyan, Mryglod, Folk, CPC 151 (2003) 272:
-#: lam = 1/2 - (2 sqrt(326) + 36)^(1/3) / 12 + 1 / (6 (2 sqrt(326) + 36)^(1/3)).
-OMELYAN_LAMBDA = 0.1931833275037836
-
-#: What a theory must provide for HMC (see :mod:`latticeml.theories.models`).
+#: What a theory must provide for HMC (see :mod:`latticeml.theories`); ``draw_auxiliary`` is optional.
 _INTERFACE = ("action", "force", "random_momentum", "kinetic_energy", "evolve", "check_field")
 
 
@@ -108,13 +117,20 @@ class State(NamedTuple):
     """State of an HMC chain.
 
     field:  the current configuration (shape and dtype of the theory).
-    action: ``S(field)``, cached so that a trajectory computes the action once (at its end).
-    force:  ``theory.force(field)``, cached for the first kick of the next trajectory.
+    action: the action of ``field``, cached so that a trajectory computes the action once (at its
+            end): ``S(field)`` for a theory without auxiliary fields; with them ``S(field, aux)``
+            (after :func:`init`, which has no generator to draw aux with, ``theory.action(field)``).
+    force:  the force of ``field`` to match ``action``, cached for the first kick of the next
+            trajectory when the theory has no auxiliary fields.
+    aux:    the auxiliary fields (pseudofermions) of the trajectory that produced this state;
+            ``None`` after :func:`init` and always for theories without. The next trajectory
+            draws fresh ones and recomputes ``action`` and ``force`` with them.
     """
 
     field: np.ndarray
     action: float
     force: np.ndarray
+    aux: Any = None
 
 
 class Info(NamedTuple):
@@ -123,12 +139,14 @@ class Info(NamedTuple):
     acceptance:             1.0 if the trajectory was accepted, else 0.0 (its mean is the acceptance rate).
     accepted:               the same as a bool.
     delta_H:                ``H(end) - H(start)`` of the trajectory (``inf`` or ``nan`` if it diverged).
-    acceptance_probability: ``min(1, exp(-delta_H))`` (0 for a non-finite ``delta_H``); its mean
-                            is a lower-variance estimate of the acceptance rate.
+    acceptance_probability: ``min(1, exp(log_jacobian - delta_H))`` (0 for a non-finite
+                            ``delta_H``); its mean is a lower-variance estimate of the acceptance rate.
     n_steps:                number of molecular-dynamics steps of the trajectory.
-    n_force_evaluations:    force evaluations spent on it (``n_steps`` for leapfrog,
-                            ``2 n_steps`` for Omelyan 2MN: the start force is cached).
+    n_force_evaluations:    force evaluations spent on it (``n_steps`` for leapfrog, ``2 n_steps``
+                            for Omelyan 2MN: the start force is cached; one more with auxiliary
+                            fields, whose start force is recomputed with the fresh aux).
     trajectory_length:      ``n_steps * step_size``.
+    log_jacobian:           ``log |det J|`` of the integrator's map (0 for leapfrog and Omelyan).
     """
 
     acceptance: float
@@ -138,32 +156,10 @@ class Info(NamedTuple):
     n_steps: int
     n_force_evaluations: int
     trajectory_length: float
+    log_jacobian: float = 0.0
 
 
 # ----------------------------------------------------------------------------- settings
-
-
-def _check_step_size(step_size) -> float:
-    if isinstance(step_size, bool) or not isinstance(step_size, numbers.Real):
-        raise TypeError(f"step_size must be a positive number, got {step_size!r}")
-    step_size = float(step_size)
-    if not (math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be positive and finite, got {step_size}; typical values are 0.05 - 0.5")
-    return step_size
-
-
-def _check_n_steps(n_steps) -> int:
-    if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Real) or int(n_steps) != n_steps:
-        raise TypeError(f"n_steps must be an integer >= 1, got {n_steps!r}")
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1 (molecular-dynamics steps per trajectory), got {n_steps}")
-    return int(n_steps)
-
-
-def _check_integrator(integrator) -> str:
-    if integrator not in INTEGRATORS:
-        raise ValueError(f"unknown integrator {integrator!r}; choose one of {', '.join(map(repr, INTEGRATORS))}")
-    return integrator
 
 
 def resolve_trajectory(*, step_size=None, n_steps=None, trajectory_length=None) -> tuple[float, int]:
@@ -178,15 +174,12 @@ def resolve_trajectory(*, step_size=None, n_steps=None, trajectory_length=None) 
             f"got {', '.join(given) if given else 'none'}"
         )
     if trajectory_length is None:
-        return _check_step_size(step_size), _check_n_steps(n_steps)
-    try:
-        tau = _check_step_size(trajectory_length)
-    except (TypeError, ValueError):
-        raise ValueError(f"trajectory_length must be positive and finite, got {trajectory_length!r}") from None
+        return positive_float(step_size, "step_size"), check_count(n_steps, "n_steps", minimum=1)
+    tau = positive_float(trajectory_length, "trajectory_length")
     if step_size is None:
-        n_steps = _check_n_steps(n_steps)
+        n_steps = check_count(n_steps, "n_steps", minimum=1)
         return tau / n_steps, n_steps
-    step_size = _check_step_size(step_size)
+    step_size = positive_float(step_size, "step_size")
     ratio = tau / step_size
     n = round(ratio)
     if n < 1 or abs(ratio - n) > 1e-9 * ratio:
@@ -201,7 +194,7 @@ def _check_theory(theory):
     missing = [name for name in _INTERFACE if not callable(getattr(theory, name, None))]
     if missing:
         raise TypeError(
-            f"HMC needs a theory with {', '.join(_INTERFACE)} (see latticeml.theories.models.make_theory); "
+            f"HMC needs a theory with {', '.join(_INTERFACE)} (see latticeml.theories.make_theory); "
             f"{type(theory).__name__} lacks {', '.join(missing)}"
         )
 
@@ -209,99 +202,102 @@ def _check_theory(theory):
 # ----------------------------------------------------------------------------- molecular dynamics
 
 
-def hamiltonian(theory, field, momentum) -> float:
-    """``H = K(momentum) + S(field)`` with the theory's kinetic energy and action."""
-    return theory.kinetic_energy(momentum) + theory.action(field)
+def draw_auxiliary(theory, rng: np.random.Generator, field):
+    """``theory.draw_auxiliary(rng, field)``, or ``None`` (drawing nothing) for a theory without the method."""
+    draw = getattr(theory, "draw_auxiliary", None)
+    return None if draw is None else draw(rng, field)
 
 
-def _integrate(theory, field, momentum, step_size, n_steps, integrator, force):
-    """The integrators; ``force`` is ``theory.force(field)`` if known (else None).
-
-    Returns ``(field, momentum, force at the end field, number of force evaluations)``.
-    Never modifies its inputs: every update builds new arrays.
-    """
-    n_force = 0
-    if force is None:
-        force = theory.force(field)
-        n_force += 1
-    eps = step_size
-    if integrator == "leapfrog":
-        p = momentum - 0.5 * eps * force
-        for i in range(n_steps):
-            field = theory.evolve(field, p, eps)
-            force = theory.force(field)
-            n_force += 1
-            p = p - (0.5 * eps if i == n_steps - 1 else eps) * force
-    else:  # Omelyan 2MN, the lam eps end kicks of neighbouring steps merged into 2 lam eps
-        lam = OMELYAN_LAMBDA
-        p = momentum - lam * eps * force
-        for i in range(n_steps):
-            field = theory.evolve(field, p, 0.5 * eps)
-            force = theory.force(field)
-            p = p - (1.0 - 2.0 * lam) * eps * force
-            field = theory.evolve(field, p, 0.5 * eps)
-            force = theory.force(field)
-            n_force += 2
-            p = p - (lam * eps if i == n_steps - 1 else 2.0 * lam * eps) * force
-    return field, p, force, n_force
+def _action(theory, field, aux) -> float:
+    return float(theory.action(field) if aux is None else theory.action(field, aux))
 
 
-def integrate(theory, field, momentum, *, step_size: float, n_steps: int, integrator: str = "leapfrog"):
-    """Integrate Hamilton's equations of ``H = K(p) + S(field)``: ``(field, momentum)`` after ``n_steps`` steps.
+def _force_fn(theory, aux):
+    """The force as a function of the field alone: ``theory.force`` itself, or with ``aux`` bound."""
+    if aux is None:
+        return theory.force
+    return lambda field: theory.force(field, aux)
+
+
+def hamiltonian(theory, field, momentum, aux=None) -> float:
+    """``H = K(momentum) + S(field)`` (``S(field, aux)`` with auxiliary fields) with the theory's pieces."""
+    if aux is None:
+        return theory.kinetic_energy(momentum) + theory.action(field)
+    return theory.kinetic_energy(momentum) + theory.action(field, aux)
+
+
+def integrate(theory, field, momentum, *, step_size: float, n_steps: int, integrator="leapfrog", aux=None):
+    """Integrate Hamilton's equations of ``H = K(p) + S(field[, aux])``: ``(field, momentum)`` after ``n_steps`` steps.
 
     ``theory`` needs ``force`` and ``evolve`` (the molecular-dynamics action may differ from the
-    one used for the accept/reject step). Pure: the inputs are not modified. Time reversible:
+    one used for the accept/reject step); ``integrator`` is a registered name or an integrator
+    function (:mod:`latticeml.samplers.integrators`); ``aux`` (if not ``None``) is passed to
+    ``theory.force`` and held fixed. Pure: the inputs are not modified. Time reversible:
     integrating the result with the momentum negated returns to ``(field, -momentum)`` up to
     rounding.
     """
-    step_size = _check_step_size(step_size)
-    n_steps = _check_n_steps(n_steps)
-    integrator = _check_integrator(integrator)
-    field, momentum, _, _ = _integrate(theory, field, momentum, step_size, n_steps, integrator, None)
-    return field, momentum
+    step_size = positive_float(step_size, "step_size")
+    n_steps = check_count(n_steps, "n_steps", minimum=1)
+    result = get_integrator(integrator)(
+        field, momentum, None, force_fn=_force_fn(theory, aux), evolve_fn=theory.evolve, step_size=step_size, n_steps=n_steps
+    )
+    return result.field, result.momentum
 
 
 # ----------------------------------------------------------------------------- the Markov chain
 
 
 def init(field, theory) -> State:
-    """The HMC state at ``field`` (validated by ``theory.check_field`` and copied)."""
+    """The HMC state at ``field`` (validated by ``theory.check_field`` and copied); ``aux`` is ``None``."""
     _check_theory(theory)
     field = np.array(theory.check_field(field), copy=True)
     return State(field=field, action=float(theory.action(field)), force=theory.force(field))
 
 
-def step(rng: np.random.Generator, state: State, theory, *, step_size: float, n_steps: int, integrator: str = "leapfrog"):
+def step(rng: np.random.Generator, state: State, theory, *, step_size: float, n_steps: int, integrator="leapfrog"):
     """One HMC trajectory from ``state``: ``(new State, Info)``.
 
-    Draws the momenta and then one uniform number for the accept/reject decision, always in
-    that order, from ``rng``.
+    Draws the momenta, then the auxiliary fields (if the theory has any), then one uniform
+    number for the accept/reject decision, always in that order, from ``rng``.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
-    step_size = _check_step_size(step_size)
-    n_steps = _check_n_steps(n_steps)
-    integrator = _check_integrator(integrator)
+    check_rng(rng)
+    step_size = positive_float(step_size, "step_size")
+    n_steps = check_count(n_steps, "n_steps", minimum=1)
+    integrate_fn = get_integrator(integrator)
 
     momentum = theory.random_momentum(rng)
+    aux = draw_auxiliary(theory, rng, state.field)
+    if aux is None:  # the cache of the last trajectory is this one's start
+        action_start, force_start, n_force = state.action, state.force, 0
+    else:  # S and F depend on the aux just drawn: the cached ones (other aux) do not apply
+        action_start = _action(theory, state.field, aux)
+        force_start, n_force = theory.force(state.field, aux), 1
     kinetic_start = theory.kinetic_energy(momentum)
-    field, momentum, force, n_force = _integrate(theory, state.field, momentum, step_size, n_steps, integrator, state.force)
-    action_end = float(theory.action(field))
-    delta_H = (action_end - state.action) + (theory.kinetic_energy(momentum) - kinetic_start)
+    end = integrate_fn(
+        state.field, momentum, force_start,
+        force_fn=_force_fn(theory, aux), evolve_fn=theory.evolve, step_size=step_size, n_steps=n_steps,
+    )
+    action_end = _action(theory, end.field, aux)
+    delta_H = (action_end - action_start) + (theory.kinetic_energy(end.momentum) - kinetic_start)
+    log_jacobian = float(end.log_jacobian)
 
-    accepted, probability = metropolis_test(rng, delta_H)
+    # x - 0.0 == x exactly: a symplectic integrator's test is the plain min(1, exp(-dH))
+    accepted, probability = metropolis_test(rng, delta_H - log_jacobian)
     info = Info(
         acceptance=float(accepted),
         accepted=accepted,
         delta_H=float(delta_H),
         acceptance_probability=probability,
         n_steps=n_steps,
-        n_force_evaluations=n_force,
+        n_force_evaluations=n_force + int(end.n_force_evaluations),
         trajectory_length=n_steps * step_size,
+        log_jacobian=log_jacobian,
     )
     if accepted:
-        return State(field=field, action=action_end, force=force), info
-    return state, info
+        return State(field=end.field, action=action_end, force=end.force, aux=aux), info
+    if aux is None:
+        return state, info
+    return State(field=state.field, action=action_start, force=force_start, aux=aux), info
 
 
 def sampler(
@@ -310,22 +306,23 @@ def sampler(
     step_size: float | None = None,
     n_steps: int | None = None,
     trajectory_length: float | None = None,
-    integrator: str = "leapfrog",
+    integrator="leapfrog",
 ) -> Sampler:
     """HMC for ``theory``: give exactly two of ``step_size``, ``n_steps``, ``trajectory_length``.
 
-    ``integrator`` is ``"leapfrog"`` or ``"omelyan"`` (2MN). The settings recorded in the
-    :class:`~latticeml.samplers.chain.Sampler` are the resolved ``step_size``, ``n_steps``,
-    ``trajectory_length`` and ``integrator``.
+    ``integrator`` is a registered name (``"leapfrog"``, ``"omelyan"``, or one added with
+    :func:`latticeml.samplers.integrators.register_integrator`) or an integrator function. The
+    settings recorded in the :class:`~latticeml.samplers.chain.Sampler` are the resolved
+    ``step_size``, ``n_steps``, ``trajectory_length`` and the integrator's name.
     """
     _check_theory(theory)
     step_size, n_steps = resolve_trajectory(step_size=step_size, n_steps=n_steps, trajectory_length=trajectory_length)
-    integrator = _check_integrator(integrator)
-    settings = {"step_size": step_size, "n_steps": n_steps, "trajectory_length": step_size * n_steps, "integrator": integrator}
+    integrate_fn = get_integrator(integrator)
+    settings = {"step_size": step_size, "n_steps": n_steps, "trajectory_length": step_size * n_steps, "integrator": integrator_name(integrator)}
     return Sampler(
         name="hmc",
         theory=theory,
         settings=settings,
         init=functools.partial(init, theory=theory),
-        step=functools.partial(step, theory=theory, step_size=step_size, n_steps=n_steps, integrator=integrator),
+        step=functools.partial(step, theory=theory, step_size=step_size, n_steps=n_steps, integrator=integrate_fn),
     )
