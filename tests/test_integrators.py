@@ -15,7 +15,13 @@ import pytest
 from latticeml import groups
 from latticeml.samplers import hmc, integrators, slhmc
 from latticeml.samplers.chain import run_chain
-from latticeml.samplers.integrators import INTEGRATORS, IntegratorResult, get_integrator, integrator_name, register_integrator
+from latticeml.samplers.integrators import (
+    INTEGRATORS,
+    IntegratorResult,
+    get_integrator,
+    integrator_name,
+    register_integrator,
+)
 from latticeml.theories import make_theory
 
 BUILTIN = ("leapfrog", "omelyan")
@@ -86,7 +92,7 @@ def test_integrator_values_and_the_cached_start_force(integrator, forces_per_ste
     field = rough_start(theory)
     p = theory.random_momentum(np.random.default_rng(4))
     fn = INTEGRATORS[integrator]
-    kw = dict(force_fn=theory.force, evolve_fn=theory.evolve, step_size=0.1, n_steps=7)
+    kw = {"force_fn": theory.force, "evolve_fn": theory.evolve, "step_size": 0.1, "n_steps": 7}
     cold = fn(field, p, None, **kw)
     warm = fn(field, p, theory.force(field), **kw)
     assert isinstance(cold, IntegratorResult) and cold.log_jacobian == 0.0
@@ -107,7 +113,7 @@ def _numpy_phi4_force(phi, m2, lam):
 
 def _numpy_md(phi, p, eps, n, integrator, m2, lam):
     """The integrators written out kick by kick (no merging): the reference for the integrators."""
-    F = lambda x: _numpy_phi4_force(x, m2, lam)  # noqa: E731
+    F = lambda x: _numpy_phi4_force(x, m2, lam)
     for _ in range(n):
         if integrator == "leapfrog":
             p = p - eps / 2 * F(phi)
@@ -182,7 +188,7 @@ def test_leapfrog_conserves_the_exact_shadow_hamiltonian():
     x = np.array([1.0, -0.4, 0.2])
     p = np.array([0.3, 0.8, -1.1])
     eps = 0.3
-    shadow = lambda x, p: 0.5 * p**2 + (1 - (osc.omega * eps) ** 2 / 4) * 0.5 * osc.omega**2 * x**2  # noqa: E731
+    shadow = lambda x, p: 0.5 * p**2 + (1 - (osc.omega * eps) ** 2 / 4) * 0.5 * osc.omega**2 * x**2
     x1, p1 = hmc.integrate(osc, x, p, step_size=eps, n_steps=37, integrator="leapfrog")
     np.testing.assert_allclose(shadow(x1, p1), shadow(x, p), rtol=1e-13)
     assert np.all(np.abs(hmc.hamiltonian(osc, x1, p1) - hmc.hamiltonian(osc, x, p)) > 1e-4)  # H itself is not
@@ -293,3 +299,58 @@ def test_log_jacobian_enters_the_acceptance():
         _, info = s.step(np.random.default_rng(1), s.init(x))
         assert info.log_jacobian == -0.7 and abs(info.delta_H) < 1e-3
         assert info.acceptance_probability == pytest.approx(math.exp(-0.7 - info.delta_H), rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- multi-time-scale (Sexton-Weingarten)
+
+
+class StiffSoft(Oscillator):
+    """S = (Omega^2 + omega^2) x^2 / 2: a stiff part Omega (the 'fast' force) and a soft part omega."""
+
+    def __init__(self, stiff=8.0, soft=1.0, n=3):
+        super().__init__(omega=math.hypot(stiff, soft), n=n)
+        self.stiff = stiff
+
+    def fast_force(self, x):
+        return self.stiff**2 * x
+
+
+def test_sexton_weingarten_reversible_and_counted():
+    theory = theory_for("su2")
+    fast = make_theory("su2", theory.shape, beta=0.7 * theory.beta)  # any split of the action will do
+    sw = integrators.sexton_weingarten(fast.force, 3)
+    assert integrator_name(sw) == "sexton_weingarten_3"
+    field = rough_start(theory)
+    p = theory.random_momentum(np.random.default_rng(3))
+    end = sw(field, p, None, force_fn=theory.force, evolve_fn=theory.evolve, step_size=0.1, n_steps=6)
+    assert end.n_force_evaluations == 7 and end.log_jacobian == 0.0
+    np.testing.assert_array_equal(end.force, theory.force(end.field))  # the full force, for HMC's cache
+    assert field_distance(theory, end.field, field) > 0.1
+    f2, p2 = hmc.integrate(theory, end.field, -end.momentum, step_size=0.1, n_steps=6, integrator=sw)
+    assert field_distance(theory, f2, field) < 1e-12 and np.abs(p2 + p).max() < 1e-12
+    # fast = everything, one inner step: the plain leapfrog (the slow kicks are exactly zero)
+    same = hmc.integrate(theory, field, p, step_size=0.1, n_steps=6, integrator=integrators.sexton_weingarten(theory.force, 1))
+    ref = hmc.integrate(theory, field, p, step_size=0.1, n_steps=6, integrator="leapfrog")
+    for a, b in zip(same, ref):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-13)
+    with pytest.raises(ValueError, match="n_inner must be an integer >= 1"):
+        integrators.sexton_weingarten(fast.force, 0)
+
+
+def test_sexton_weingarten_puts_the_small_step_on_the_stiff_force():
+    """dH ~ (Omega eps / n_inner)^2 for the stiff part: nesting wins at one full force per outer step."""
+    osc = StiffSoft()
+    x = np.array([0.3, -0.2, 0.25])
+    p = np.array([0.5, 1.0, -0.7])
+    tau = 1.2
+
+    def dH(integrator, eps):
+        x1, p1 = hmc.integrate(osc, x, p, step_size=eps, n_steps=round(tau / eps), integrator=integrator)
+        return abs(hmc.hamiltonian(osc, x1, p1) - hmc.hamiltonian(osc, x, p))
+
+    steps = np.array([0.04, 0.02, 0.01])
+    nested = np.array([dH(integrators.sexton_weingarten(osc.fast_force, 8), eps) for eps in steps])
+    plain = np.array([dH("leapfrog", eps) for eps in steps])
+    slope = np.polyfit(np.log(steps), np.log(nested), 1)[0]
+    assert 1.8 < slope < 2.2, (slope, nested)  # measured 2.005
+    assert np.all(nested < plain / 20), (nested, plain)  # measured 28 - 35 times smaller

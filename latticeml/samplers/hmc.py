@@ -27,8 +27,9 @@ Integrators (``integrator=``)
 -----------------------------
 A registered name (``"leapfrog"``: kick-drift-kick velocity Verlet; ``"omelyan"``: Omelyan's
 minimum-norm 2MN) or any function with the integrator signature of
-:mod:`latticeml.samplers.integrators` (which has the formulas, the registry and how to add a
-multi-time-scale or a learned integrator). The sampler's settings record the integrator's name
+:mod:`latticeml.samplers.integrators` (which has the formulas, the registry and how to add one),
+e.g. the multi-time-scale ``sexton_weingarten(fast_force_fn, n_inner)`` or a learned integrator,
+whose ``log_jacobian`` enters the acceptance. The sampler's settings record the integrator's name
 (:func:`latticeml.samplers.integrators.integrator_name`). Both built-in integrators are symmetric
 and symplectic with ``dH = O(step_size^2)`` at fixed trajectory length; Omelyan costs two forces
 per step and has a ~10x smaller ``dH`` at equal step size.
