@@ -40,7 +40,8 @@ A theory may implement ``draw_auxiliary(rng, field) -> aux`` (the base class ret
 and draws nothing). Pseudofermions are the example: ``phi = D^dagger(U) eta`` with Gaussian
 ``eta`` gives ``exp(-phi^dagger (D^dagger D)^{-1} phi)`` whose integral over ``phi`` is
 ``det(D^dagger D)``, so sampling ``(field, phi)`` jointly samples the field with the fermion
-determinant (Gottlieb, Liu, Toussaint, Renken, Sugar, PRD 35 (1987) 2531). Refreshing ``aux``
+determinant (pseudofermions: D. H. Weingarten, D. N. Petcher, PLB 99 (1981) 333; in HMC-type
+algorithms: S. Gottlieb, W. Liu, D. Toussaint, R. L. Renken, R. L. Sugar, PRD 35 (1987) 2531). Refreshing ``aux``
 at the start of each trajectory is an exact Gibbs update of ``aux`` at fixed field; the trajectory
 that follows is an HMC update of ``(field, p)`` at fixed ``aux``, which keeps
 ``exp(-S(field, aux))`` invariant; together they keep the joint, and hence the field's marginal,
@@ -78,7 +79,7 @@ API (the blackjax pattern of :mod:`latticeml.samplers.chain`)
 --------------------------------------------------------------
 ``integrate(theory, field, momentum, *, step_size, n_steps, integrator="leapfrog", aux=None)
 -> (field, momentum)`` and ``hamiltonian(theory, field, momentum, aux=None)`` are plain functions
-(tests and the self-learning HMC, which integrates with another action, use them);
+(the tests use them to replay a trajectory);
 ``init(field, theory) -> State``; ``step(rng, state, theory, *, step_size, n_steps,
 integrator="leapfrog") -> (State, Info)``; ``sampler(theory, *, step_size=None, n_steps=None,
 trajectory_length=None, integrator="leapfrog")`` binds them into a
