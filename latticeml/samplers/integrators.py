@@ -31,7 +31,7 @@ when the proposal is accepted), the number of ``force_fn`` calls, and ``log |det
 Every integrator here is *symmetric* (running it with ``-p'`` from the end returns to
 ``(field, -p)``: time reversible, to rounding) and *symplectic* (volume preserving), so the HMC
 proposal followed by a momentum flip is a volume-preserving involution and the Metropolis test
-makes the chain exact; both have an energy violation ``dH = O(step_size^2)`` at fixed
+makes the chain exact; all have an energy violation ``dH = O(step_size^2)`` at fixed
 trajectory length ``tau = n eps``.
 
 Registered integrators
@@ -99,12 +99,14 @@ exact. Two kinds the library is built to take:
 
   ``F_slow = force_fn - fast_force_fn``. Nested symmetric, symplectic maps are symmetric and
   symplectic, and the error is ``O(eps^2)`` in the slow and ``O((eps/n_inner)^2)`` in the fast
-  force: the stiff, cheap force gets the small step, the expensive one is computed ``n + 1``
-  times.
+  force: the stiff, cheap force gets the small step, the expensive one is computed ``n``
+  times per trajectory (with the start force cached).
 * **Learned** (L2HMC: D. Levy, M. D. Hoffman, J. Sohl-Dickstein, ICLR 2018, arXiv:1711.09268):
   the kicks and drifts are scaled and shifted by networks, the map is no longer volume
   preserving, and the integrator returns ``log_jacobian = log |det d(field', p')/d(field, p)|``;
-  HMC adds it to the acceptance, ``min(1, exp(log_jacobian - dH))``.
+  HMC adds it to the acceptance, ``min(1, exp(log_jacobian - dH))``. The signature has no
+  generator: what such an integrator draws per trajectory (L2HMC's direction variable) its
+  sampler draws and binds in, e.g. with ``functools.partial``, so every draw stays explicit.
 """
 
 from __future__ import annotations
