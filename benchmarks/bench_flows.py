@@ -53,7 +53,7 @@ from latticeml.flows import (  # noqa: E402
     reverse_kl_loss,
 )
 from latticeml.stats import gamma_method  # noqa: E402
-from latticeml.theories.models import Phi4  # noqa: E402
+from latticeml.theories.phi4 import Phi4  # noqa: E402
 
 try:
     import torch

@@ -15,7 +15,7 @@ Kennedy-Pendleton/Creutz loop for SU(2) subgroups). ``speed-up`` is the faster N
 NumPy. An SU(3) heatbath "update" is one link (three SU(2) subgroup draws).
 
 ``--crossover`` instead times 1 against 2 threads over lattice sizes, which is how
-``metropolis.PARALLEL_MIN_SITES`` (one thread below it) was chosen.
+``latticeml._threads.PARALLEL_MIN["local_*"]`` (one thread below it) were chosen.
 
 Run:  NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_local_updates.py [--quick] [--crossover]
 """
@@ -31,9 +31,10 @@ import numba
 import numpy as np
 
 from latticeml import groups
+from latticeml._threads import PARALLEL_MIN
 from latticeml.lattice import checkerboard_sites
 from latticeml.samplers import heatbath, metropolis
-from latticeml.theories.models import make_theory
+from latticeml.theories import make_theory, sun_local
 
 # ----------------------------------------------------------------------------- plain NumPy sweeps
 
@@ -120,7 +121,7 @@ def np_su2_a0(rng, alpha):
     todo = np.arange(alpha.size)
     while todo.size:
         a = alpha[todo]
-        kp = a >= heatbath.KP_MIN_ALPHA
+        kp = a >= sun_local.KP_MIN_ALPHA
         r1, r2, r3, r4 = 1 - rng.random(a.size), rng.random(a.size), 1 - rng.random(a.size), rng.random(a.size)
         d = -(np.log(r1) + np.cos(2 * np.pi * r2) ** 2 * np.log(r3)) / a
         creutz = 1 + np.log1p(r2 * np.expm1(-2 * a)) / np.maximum(a, 1e-300)
@@ -267,8 +268,8 @@ def crossover(min_time: float):
     if numba.config.NUMBA_NUM_THREADS < 2:
         print("crossover needs at least 2 Numba threads")
         return
-    saved = dict(metropolis.PARALLEL_MIN_SITES)
-    metropolis.PARALLEL_MIN_SITES.update({k: 0 for k in saved})  # let the kernels go parallel at any size
+    saved = dict(PARALLEL_MIN)
+    PARALLEL_MIN.update({k: 0 for k in saved if k.startswith("local_")})  # let the kernels go parallel at any size
     cases = [("phi4", {"m2": -4.0, "lam": 8.0}, [(16, 16), (32, 32), (64, 64), (128, 128)], "metropolis")]
     cases += [("u1", {"beta": 2.0}, [(16, 16), (32, 32), (64, 64), (128, 128)], "metropolis")]
     cases += [("u1", {"beta": 2.0}, [(16, 16), (32, 32), (64, 64), (128, 128)], "overrelaxation")]
@@ -289,7 +290,7 @@ def crossover(min_time: float):
                 half = th.volume // 2
                 print(f"| {name} | {algorithm} | {'x'.join(map(str, shape))} | {half} | {rate[1]:.4g} | {rate[2]:.4g} | {rate[2] / rate[1]:.2f} |", flush=True)
     finally:
-        metropolis.PARALLEL_MIN_SITES.update(saved)
+        PARALLEL_MIN.update(saved)
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
 

@@ -137,7 +137,7 @@ def gauge_links(links, *, batched: bool = False, group: str | None = None, min_d
         raise ValueError(f"SU(N) links must have shape {form} with D >= {min_dim}, got shape {links.shape}{_axes_note(links, lead, 3)}{hint}")
     N = links.shape[-1]
     if links.shape[-2] != N or N < 2:
-        raise ValueError(f"the last two axes of SU(N) links must be N x N colour matrices with N >= 2, got {links.shape[-2:]}")
+        raise ValueError(f"SU(N) links must have shape {form}: the last two axes must be N x N colour matrices with N >= 2, got {links.shape[-2:]}")
     shape = check_shape(links.shape[lead + 1 : -2])
     flat = np.ascontiguousarray(links, dtype=np.complex128).reshape(-1, len(shape), int(np.prod(shape)), N, N)
     return GaugeLinks("su", flat, shape, batched)

@@ -31,6 +31,8 @@ __all__ = [
     "shift",
     "parity",
     "checkerboard_sites",
+    "checkerboard_array",
+    "sweep_order",
     "planes",
 ]
 
@@ -147,6 +149,38 @@ def checkerboard_sites(shape) -> tuple[np.ndarray, np.ndarray]:
             "use even lattice sizes for local updates"
         )
     return _checkerboard(shape)
+
+
+def checkerboard_array(shape) -> np.ndarray:
+    """The flat site indices of both colours as one read-only int64 array ``(2, V/2)``, even row first.
+
+    The form the local-update kernels take (:func:`checkerboard_sites` stacked, cached per shape).
+    """
+    return _checkerboard_array(check_shape(shape))
+
+
+@lru_cache(maxsize=64)
+def _checkerboard_array(shape: tuple[int, ...]) -> np.ndarray:
+    sites = np.ascontiguousarray(np.stack(checkerboard_sites(shape)))
+    sites.setflags(write=False)
+    return sites
+
+
+def sweep_order(D: int, *, reverse: bool = False) -> np.ndarray:
+    """The ``(mu, colour)`` sublattices of one sweep over the links, in visiting order, int64 ``(2 D, 2)``.
+
+    ``mu = 0, ..., D-1`` in turn, even sites then odd ones. ``reverse=True`` gives the opposite
+    order (an overrelaxation sweep followed by the reversed sweep returns the configuration).
+    """
+    order = _sweep_order(int(D))
+    return np.ascontiguousarray(order[::-1]) if reverse else order
+
+
+@lru_cache(maxsize=16)
+def _sweep_order(D: int) -> np.ndarray:
+    order = np.array([(mu, colour) for mu in range(D) for colour in (0, 1)], dtype=np.int64)
+    order.setflags(write=False)
+    return order
 
 
 @lru_cache(maxsize=16)

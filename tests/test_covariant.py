@@ -9,6 +9,7 @@ from latticeml import groups, smearing as sm
 from latticeml.nets.covariant import CovariantNet, StoutLayer, mimic_loss, train_to_mimic
 from latticeml.samplers import hmc, slhmc
 from latticeml.theories import sun
+from latticeml.theories.improved import ImprovedSUN, SmearedSUN
 
 SHAPE = (2, 2, 2, 3)
 
@@ -73,7 +74,7 @@ def test_md_force_is_the_gradient_of_the_md_action(rng):
     Ut = ad.Tensor(U[None], requires_grad=True)
     net.action(Ut).backward(np.ones(1))
     np.testing.assert_allclose(net.md_force(U), sm.force_from_gradient(Ut.grad[0], U), atol=1e-12)
-    md = slhmc.SmearedSUN.from_net(net, SHAPE, N=3)
+    md = SmearedSUN.from_net(net, SHAPE, N=3)
     np.testing.assert_allclose(md.force(U), net.md_force(U), atol=1e-14)
     assert np.isclose(md.action(U) + net.offset_value, net.md_action(U), rtol=1e-14)
 
@@ -122,8 +123,8 @@ def test_bad_input(rng):
 
 
 def _theories(N=2):
-    target = slhmc.ImprovedSUN(SHAPE, beta=1.5, N=N, c1=sm.LUSCHER_WEISZ_C1)
-    md = slhmc.SmearedSUN(SHAPE, beta=1.4, N=N, rho=[[0.05, 0.01], [0.03, -0.02]], terms=("plaquette", "polyakov_space"))
+    target = ImprovedSUN(SHAPE, beta=1.5, N=N, c1=sm.LUSCHER_WEISZ_C1)
+    md = SmearedSUN(SHAPE, beta=1.4, N=N, rho=[[0.05, 0.01], [0.03, -0.02]], terms=("plaquette", "polyakov_space"))
     return target, md
 
 
@@ -183,7 +184,7 @@ def test_slhmc_bad_input():
     target, md = _theories()
     with pytest.raises(TypeError, match="md_theory"):
         slhmc.sampler(target, object(), step_size=0.1, n_steps=2)
-    other = slhmc.SmearedSUN((2, 2, 2, 2), beta=1.0, N=2, rho=0.1)
+    other = SmearedSUN((2, 2, 2, 2), beta=1.0, N=2, rho=0.1)
     with pytest.raises(ValueError, match="same lattice"):
         slhmc.sampler(target, other, step_size=0.1, n_steps=2)
     with pytest.raises(ValueError, match="exactly two"):

@@ -16,7 +16,7 @@ from latticeml.flows import training as train_mod
 from latticeml.flows.coupling import AffineCoupling, coupling_op
 from latticeml.samplers import resume_chain, run_chain
 from latticeml.theories import phi4
-from latticeml.theories.models import Phi4, U1
+from latticeml.theories import Phi4, U1
 
 SHAPE = (4, 4)
 

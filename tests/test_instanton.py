@@ -16,7 +16,7 @@ from latticeml import groups
 from latticeml.cli import main
 from latticeml.observables import topology
 from latticeml.samplers import build_sampler, hmc, instanton
-from latticeml.theories.models import make_theory
+from latticeml.theories import make_theory
 
 
 def ref_plaquettes(theta):

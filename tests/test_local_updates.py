@@ -14,11 +14,11 @@ from scipy import stats
 from scipy.integrate import cumulative_trapezoid
 from scipy.special import ive
 
-from latticeml import groups
-from latticeml.lattice import checkerboard_sites, neighbour_table
+from latticeml import _threads, groups
+from latticeml.lattice import checkerboard_sites, sweep_order
 from latticeml.samplers import heatbath, metropolis
 from latticeml.samplers.chain import run_chain
-from latticeml.theories.models import make_theory
+from latticeml.theories import make_theory, sun_local, u1
 
 # ----------------------------------------------------------------------------- NumPy references
 
@@ -212,15 +212,14 @@ def test_u1_overrelaxation_matches_numpy_reference_and_is_an_involution():
     theta = hot(th, 3)
     new, _ = heatbath.overrelaxation_step(np.random.default_rng(0), heatbath.init(theta, th), th)
     ref = theta.copy()
-    for mu, p in heatbath.sweep_order(3):
+    for mu, p in sweep_order(3):
         sites = colours(th.shape)[p]
         A = u1_staples_np(ref)[mu].ravel()[sites]
         ref[mu].ravel()[sites] = wrap_np(-2 * np.angle(A) - ref[mu].ravel()[sites])
     np.testing.assert_allclose(new.field, ref, rtol=0, atol=1e-12)
     # each sublattice reflection is an involution: sweep, then the reversed sweep, gives the start back
-    fwd, bwd = neighbour_table(th.shape)
     back = new.field.copy()
-    heatbath._u1_overrelax(back.reshape(3, -1), fwd, bwd, metropolis.sublattices(th.shape), heatbath.sweep_order(3, reverse=True))
+    u1.overrelax_sweep(back, order=sweep_order(3, reverse=True))
     np.testing.assert_allclose(wrap_np(back - theta), 0.0, atol=1e-12)
     assert np.abs(new.field - theta).max() > 0.1  # and it did move the links
 
@@ -230,7 +229,7 @@ def test_sun_overrelaxation_matches_numpy_reference(name, shape):
     th = make_theory(name, shape, beta=3.0, N=4) if name == "sun" else make_theory(name, shape, beta=3.0)
     U = hot(th, 4)
     new, _ = heatbath.overrelaxation_step(np.random.default_rng(0), heatbath.init(U, th), th)
-    ref = sun_overrelax_np(U, heatbath.sweep_order(th.dim))
+    ref = sun_overrelax_np(U, sweep_order(th.dim))
     np.testing.assert_allclose(new.field, ref, rtol=0, atol=1e-12)
     assert np.abs(new.field - U).max() > 0.1
 
@@ -242,10 +241,8 @@ def test_su2_overrelaxation_is_an_involution():
     th = make_theory("su2", (4, 2, 4), beta=3.0)
     U = hot(th, 4)
     new, _ = heatbath.overrelaxation_step(np.random.default_rng(0), heatbath.init(U, th), th)
-    fwd, bwd = neighbour_table(th.shape)
     back = new.field.copy()
-    flat = back.reshape(th.dim, -1, 2, 2)
-    heatbath._sun_overrelax(flat, fwd, bwd, metropolis.sublattices(th.shape), heatbath.sweep_order(th.dim, reverse=True), 3)
+    sun_local.overrelax_sweep(back, order=sweep_order(th.dim, reverse=True))
     np.testing.assert_allclose(back, U, rtol=0, atol=1e-12)
 
 
@@ -254,7 +251,7 @@ def test_su2_overrelaxation_is_an_involution():
 
 @pytest.mark.parametrize("kappa", [0.0, 0.05, 1.0, 4.0, 60.0])
 def test_von_mises_draws_follow_scipy_vonmises(kappa):
-    x = heatbath.sample_von_mises(np.random.default_rng(int(10 * kappa) + 1), kappa, 40_000)
+    x = u1.sample_von_mises(np.random.default_rng(int(10 * kappa) + 1), kappa, 40_000)
     assert np.all((x > -np.pi) & (x <= np.pi))
     cdf = stats.uniform(loc=-np.pi, scale=2 * np.pi).cdf if kappa == 0 else stats.vonmises(kappa).cdf
     assert stats.kstest(x, cdf).pvalue > 1e-3
@@ -274,7 +271,7 @@ def su2_a0_cdf(alpha):
 @pytest.mark.parametrize("alpha", [0.0, 0.4, 1.69, 1.71, 3.0, 25.0])
 def test_su2_a0_draws_follow_the_exact_density(alpha):
     """Both branches (Creutz below KP_MIN_ALPHA = 1.7, Kennedy-Pendleton above)."""
-    x = heatbath.sample_su2_a0(np.random.default_rng(int(100 * alpha)), alpha, 40_000)
+    x = sun_local.sample_su2_a0(np.random.default_rng(int(100 * alpha)), alpha, 40_000)
     assert np.all(np.abs(x) <= 1)
     assert stats.kstest(x, su2_a0_cdf(alpha)).pvalue > 1e-3
     mean = ive(2, alpha) / ive(1, alpha) if alpha > 0 else 0.0  # <x0> = I_2/I_1
@@ -295,10 +292,9 @@ def repeated_single_sublattice_updates(theory, field, kernel_call, repeats):
 def test_u1_heatbath_draws_each_link_from_its_von_mises_conditional():
     th = make_theory("u1", (4, 4), beta=1.7)
     theta = hot(th, 5)
-    fwd, bwd = neighbour_table(th.shape)
     rng = np.random.default_rng(6)
     order = np.array([[0, 0]])
-    call = lambda w: heatbath._u1_heatbath(w.reshape(2, -1), fwd, bwd, metropolis.sublattices(th.shape), order, th.beta, rng)
+    call = lambda w: u1.heatbath_sweep(rng, w, beta=th.beta, order=order)
     draws = repeated_single_sublattice_updates(th, theta, call, 3000)  # (repeats, links)
     A = u1_staples_np(theta)[0].ravel()[colours(th.shape)[0]]
     # theta + arg A ~ von Mises(beta |A|): map each link's draws through its own CDF and pool
@@ -309,11 +305,9 @@ def test_u1_heatbath_draws_each_link_from_its_von_mises_conditional():
 def test_su2_heatbath_draws_each_link_from_its_conditional():
     th = make_theory("su2", (4, 4), beta=1.9)
     U = hot(th, 7)
-    fwd, bwd = neighbour_table(th.shape)
     rng = np.random.default_rng(8)
     order = np.array([[0, 0]])
-    flat = lambda w: w.reshape(2, -1, 2, 2)
-    call = lambda w: heatbath._sun_heatbath(flat(w), fwd, bwd, metropolis.sublattices(th.shape), order, th.beta, rng)
+    call = lambda w: sun_local.heatbath_sweep(rng, w, beta=th.beta, order=order)
     draws = repeated_single_sublattice_updates(th, U, call, 3000)  # (repeats, links, 2, 2)
     A = sun_staples_np(U)[0].reshape(-1, 2, 2)[colours(th.shape)[0]]
     k = np.sqrt(np.linalg.det(A).real)  # A = k V, V in SU(2)
@@ -350,7 +344,8 @@ def test_steps_are_pure_and_reproducible(key):
 def test_chains_do_not_depend_on_the_number_of_threads(key, monkeypatch):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("Numba has a single thread here")
-    monkeypatch.setattr(metropolis, "PARALLEL_MIN_SITES", {"phi4": 0, "u1": 0, "sun": 0})  # parallel even on tiny lattices
+    for kind in ("local_phi4", "local_u1", "local_sun"):  # parallel even on tiny lattices
+        monkeypatch.setitem(_threads.PARALLEL_MIN, kind, 0)
     th = THEORIES[key]()
     results = []
     old = numba.get_num_threads()
@@ -416,7 +411,7 @@ def test_heatbath_info_and_settings():
     _, info = smp.step(np.random.default_rng(0), smp.init(hot(th)))
     assert info.acceptance == 1.0 and info.overrelax == 3 and 1.0 <= info.trials_per_draw < 3.0
     m = metropolis.sampler(THEORIES["phi4"]())
-    assert m.name == "metropolis" and m.settings == {"step_size": metropolis.DEFAULT_STEP_SIZE["phi4"], "hits": 1}
+    assert m.name == "metropolis" and m.settings == {"step_size": THEORIES["phi4"]().metropolis_step_size, "hits": 1}
 
 
 def test_samplers_drive_the_chain_runner():
@@ -471,6 +466,6 @@ def test_bad_theories_and_inputs_raise():
     with pytest.raises(ValueError, match="not SU"):
         smp.init(2 * th.cold_start())
     with pytest.raises(ValueError, match="kappa"):
-        heatbath.sample_von_mises(np.random.default_rng(0), -1.0, 3)
+        u1.sample_von_mises(np.random.default_rng(0), -1.0, 3)
     with pytest.raises(ValueError, match="alpha"):
-        heatbath.sample_su2_a0(np.random.default_rng(0), float("inf"), 3)
+        sun_local.sample_su2_a0(np.random.default_rng(0), float("inf"), 3)

@@ -37,7 +37,7 @@ from ..observables.correlators import zero_momentum_correlator
 from ..samplers import hmc, metropolis, run_chain
 from ..samplers.chain import ChainResult
 from ..stats import GammaResult, gamma_method
-from ..theories.models import Phi4
+from ..theories.phi4 import Phi4
 
 __all__ = [
     "SHAPE",

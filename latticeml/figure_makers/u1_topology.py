@@ -51,7 +51,7 @@ from ..figures import register, save_figures
 from ..observables import loops, topology
 from ..samplers import build_sampler, run_chain
 from ..stats import gamma_method
-from ..theories.models import U1
+from ..theories.u1 import U1
 
 __all__ = [
     "SEED",

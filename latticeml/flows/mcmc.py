@@ -37,7 +37,7 @@ from ..checks import check_count, check_rng
 from ..samplers.accept import metropolis_test
 from ..samplers.chain import Sampler
 from ..stats import gamma_method
-from ..theories.models import Phi4
+from ..theories.phi4 import Phi4
 from .metrics import effective_sample_size
 from .model import Flow
 from .target import action, check_theory, observables

@@ -4,7 +4,7 @@
   of :mod:`latticeml.theories.phi4`, with the theory's ``m2`` and ``lam``);
 * :func:`action_tensor` -- the same as a differentiable operation of the autodiff engine, whose
   backward is the force ``dS/dphi`` of :func:`latticeml.theories.phi4.force`;
-* :func:`observables` -- the measurements of :meth:`latticeml.theories.models.Phi4.observables`
+* :func:`observables` -- the measurements of :meth:`latticeml.theories.phi4.Phi4.observables`
   (magnetization, abs_magnetization, susceptibility = V M^2, action_density = S / V), vectorised
   over a batch: arrays ``(B,)``.
 
@@ -21,7 +21,7 @@ import numpy as np
 from .._threads import single_threaded
 from ..autodiff.tensor import custom_op
 from ..theories import phi4
-from ..theories.models import Phi4
+from ..theories.phi4 import Phi4
 
 __all__ = ["check_theory", "action", "action_tensor", "observables", "one_numba_thread"]
 
@@ -30,11 +30,11 @@ one_numba_thread = single_threaded  # run the enclosed Numba kernels on the call
 
 
 def check_theory(theory) -> Phi4:
-    """The flows here model real scalar fields: a :class:`~latticeml.theories.models.Phi4` theory."""
+    """The flows here model real scalar fields: a :class:`~latticeml.theories.phi4.Phi4` theory."""
     if not isinstance(theory, Phi4):
         raise TypeError(
             f"normalizing flows in latticeml.flows model phi^4 theories; got {type(theory).__name__}. "
-            "Build one with latticeml.theories.models.Phi4(shape, m2=..., lam=...)"
+            "Build one with latticeml.theories.phi4.Phi4(shape, m2=..., lam=...)"
         )
     return theory
 

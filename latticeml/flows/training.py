@@ -35,7 +35,7 @@ from .. import io
 from .._runs import CheckpointedRun
 from ..autodiff import optim
 from ..checks import check_count, check_rng
-from ..theories.models import Phi4
+from ..theories.phi4 import Phi4
 from .metrics import acceptance_estimate, effective_sample_size
 from .model import Flow, _flow_from_config
 from .target import action_tensor, check_theory

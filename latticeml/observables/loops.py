@@ -39,7 +39,8 @@ import numpy as np
 from numba import njit
 
 from .. import _linalg as la
-from ..lattice import check_shape, neighbour_table, planes
+from ..checks import gauge_links
+from ..lattice import neighbour_table, planes
 
 __all__ = [
     "planes",
@@ -60,43 +61,17 @@ _ORIENTATIONS = ("both", "mu", "nu")
 
 
 def _as_links(links, batched: bool):
-    """Validate gauge links and view them with flat sites.
+    """Validate gauge links and view them with flat sites (:func:`latticeml.checks.gauge_links`).
 
     Returns ``(group, flat, shape)``: group "u1" with flat float64 ``(B, D, V)``, or "su" with flat
     complex128 ``(B, D, V, N, N)`` (B = 1 when not batched). Real dtypes mean U(1) angles, complex
     dtypes SU(N) matrices.
     """
     links = np.asarray(links)
-    lead = 1 if batched else 0
-    hint = "" if batched else "; for a batch of configurations pass batched=True"
-    if links.ndim < lead + 2 or (batched and links.shape[0] == 0):
-        raise ValueError(
-            f"links must be U(1) angles {'(B, ' if batched else '('}D, L0, ..., L{{D-1}}) or SU(N) matrices "
-            f"{'(B, ' if batched else '('}D, L0, ..., N, N), got shape {links.shape}{hint}"
-        )
-    D = links.shape[lead]
-    if np.issubdtype(links.dtype, np.floating):
-        if links.ndim != lead + 1 + D:
-            raise ValueError(
-                f"U(1) links (a real array) must have shape {'(B, ' if batched else '('}D, L0, ..., L{{D-1}}) with "
-                f"D = {D} lattice axes after the direction axis; got shape {links.shape}{hint}"
-            )
-        shape = check_shape(links.shape[lead + 1 :])
-        flat = np.ascontiguousarray(links, dtype=np.float64).reshape(-1, D, int(np.prod(shape)))
-        return "u1", flat, shape
-    if np.issubdtype(links.dtype, np.complexfloating):
-        if links.ndim != lead + 3 + D or links.shape[-1] != links.shape[-2]:
-            raise ValueError(
-                f"SU(N) links (a complex array) must have shape {'(B, ' if batched else '('}D, L0, ..., L{{D-1}}, N, N) "
-                f"with D = {D} lattice axes after the direction axis; got shape {links.shape}{hint}"
-            )
-        shape = check_shape(links.shape[lead + 1 : -2])
-        N = links.shape[-1]
-        flat = np.ascontiguousarray(links, dtype=np.complex128).reshape(-1, D, int(np.prod(shape)), N, N)
-        return "su", flat, shape
-    raise TypeError(
-        f"links have dtype {links.dtype}: use float64 angles for U(1) or complex128 matrices for SU(N)"
-    )
+    if links.dtype.kind not in "fc":  # integer "angles" are almost surely a mistake here
+        raise TypeError(f"links have dtype {links.dtype}: use float64 angles for U(1) or complex128 matrices for SU(N)")
+    links = gauge_links(links, batched=batched, min_dim=1)
+    return links.group, links.flat, links.shape
 
 
 def _unbatch(x, batched: bool):

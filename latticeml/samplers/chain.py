@@ -39,7 +39,7 @@ class Sampler(NamedTuple):
     """A Markov-chain transition bound to a theory and its settings.
 
     name:     algorithm name, e.g. ``"hmc"``.
-    theory:   the target (:mod:`latticeml.theories.models`): ``.name``, ``.params``, ``.observables``.
+    theory:   the target (:mod:`latticeml.theories`): ``.name``, ``.params``, ``.observables``.
     settings: JSON-able algorithm settings (step size, number of steps, ...).
     init:     ``field -> State``; ``State`` is a NamedTuple with at least ``field``.
     step:     ``(rng, State) -> (State, Info)``; ``Info`` is a NamedTuple with at least ``acceptance``.

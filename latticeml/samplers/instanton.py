@@ -69,7 +69,7 @@ from numba import njit
 from .._checks import finite_float
 from ..groups import wrap_angle
 from ..lattice import check_shape, neighbour_table
-from ..theories.models import U1
+from ..theories.u1 import U1
 from ..theories.u1 import plaquette_angle_at
 from . import hmc
 from .accept import metropolis_test

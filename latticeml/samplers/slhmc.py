@@ -26,8 +26,9 @@ change of ``S - S_MD`` along the trajectory plus the integrator's error.
 
 Theories: :class:`ImprovedSUN` (plaquette + rectangle target, Luscher-Weisz / Iwasaki) and
 :class:`SmearedSUN` (the plaquette/rectangle action of stout-smeared links, the molecular-dynamics
-action of a :class:`latticeml.nets.covariant.CovariantNet`). Both follow the interface of
-:mod:`latticeml.theories.models` (they subclass :class:`~latticeml.theories.models.SUN`).
+action of a :class:`latticeml.nets.covariant.CovariantNet`). Both live in
+:mod:`latticeml.theories.improved` (re-exported here) and follow the theory protocol of
+:mod:`latticeml.theories.base`.
 
 API (the blackjax pattern of :mod:`latticeml.samplers.chain`): ``init(field, target) -> State``,
 ``step(rng, state, target, md_theory, *, step_size, n_steps, integrator) -> (State, Info)``,
@@ -44,72 +45,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import smearing
-from ..theories.models import SUN
 from ..checks import check_count, check_rng, positive_float
+from ..theories.improved import ImprovedSUN, SmearedSUN
 from . import hmc
 from .accept import metropolis_test
 from .chain import Sampler
 from .integrators import get_integrator, integrator_name
 
 __all__ = ["ImprovedSUN", "SmearedSUN", "State", "Info", "init", "step", "sampler"]
-
-
-class ImprovedSUN(SUN):
-    """SU(N) with the plaquette + rectangle action of :func:`latticeml.smearing.gauge_action`.
-
-    ``S = beta sum_x [(1 - 8 c1) sum_P (1 - Re tr P/N) + c1 sum_R (1 - Re tr R/N)]``; ``c1 = -1/12``
-    tree-level Luscher-Weisz, ``-0.331`` Iwasaki, ``0`` Wilson.
-    """
-
-    def __init__(self, shape, *, beta: float, N: int, c1: float):
-        super().__init__(shape, beta=beta, N=N)
-        self.c1 = float(c1)
-        if not np.isfinite(self.c1):
-            raise ValueError(f"c1 must be finite, got {c1}")
-        self.name = f"{self.name}_improved"
-
-    @property
-    def params(self):
-        return {**super().params, "c1": self.c1}
-
-    def action(self, field):
-        return float(smearing.gauge_action(field, beta=self.beta, c1=self.c1))
-
-    def force(self, field):
-        return smearing.gauge_force(field, beta=self.beta, c1=self.c1)
-
-
-class SmearedSUN(SUN):
-    """``S_MD[U] = beta * S_g[U^(n)]``: the plaquette (+ rectangle, ``c1``) action of ``n`` stout layers.
-
-    ``rho`` is ``(n_layers, n_terms)`` for the loop ``terms`` (:mod:`latticeml.smearing`); the force is
-    :func:`latticeml.smearing.smeared_force`. :meth:`from_net` freezes a covariant net's weights.
-    """
-
-    def __init__(self, shape, *, beta: float, N: int, rho, terms=("plaquette",), c1: float = 0.0):
-        super().__init__(shape, beta=beta, N=N)
-        self.terms = smearing._check_terms(terms)
-        self.rho = smearing._layer_weights(rho, self.terms).copy()
-        self.rho.setflags(write=False)
-        self.c1 = float(c1)
-        self.name = f"{self.name}_smeared"
-
-    @classmethod
-    def from_net(cls, net, shape, *, N: int) -> "SmearedSUN":
-        """The molecular-dynamics theory of a :class:`~latticeml.nets.covariant.CovariantNet` (weights copied)."""
-        rho = net.rho if len(net.rho) else np.zeros((1, len(net.terms)))
-        return cls(shape, beta=net.beta_value, N=N, rho=rho, terms=net.terms, c1=net.c1)
-
-    @property
-    def params(self):
-        return {**super().params, "rho": self.rho.tolist(), "terms": list(self.terms), "c1": self.c1}
-
-    def action(self, field):
-        return float(smearing.smeared_action(field, rho=self.rho, terms=self.terms, beta=self.beta, c1=self.c1))
-
-    def force(self, field):
-        return smearing.smeared_force(field, rho=self.rho, terms=self.terms, beta=self.beta, c1=self.c1)
 
 
 class State(NamedTuple):

@@ -30,6 +30,18 @@ Fields and conventions
 Inside the Numba kernels a configuration is flattened to ``(V,)`` and the neighbour tables
 ``fwd[s, mu]``, ``bwd[s, mu]`` of :func:`latticeml.lattice.neighbour_table` give ``x +- mu``,
 so one kernel serves every D.
+
+The theory as one unit
+----------------------
+:class:`Phi4` (registered as ``"phi4"``, :mod:`latticeml.theories.base`) binds the couplings to
+these functions: action, force, starts, the observables it owns (magnetisation, susceptibility,
+action density) and its local update, :func:`metropolis_sweep` (N. Metropolis et al., J. Chem.
+Phys. 21 (1953) 1087): at every site in turn, ``hits`` proposals
+``phi(x) -> phi(x) + step_size * u``, ``u`` uniform in ``[-1, 1)`` (symmetric), each accepted with
+probability ``min(1, exp(-dS))``, ``dS`` from :func:`local_delta_action`. The sites of one
+checkerboard colour do not interact, so they are updated in parallel; the random numbers of the
+sweep are drawn beforehand in a fixed order and each site reads its own, so a chain does not
+depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -37,10 +49,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..lattice import check_shape, neighbour_table
-from .._threads import _n_chunks, _threads_for
+from .._threads import n_chunks, parallel_threads
+from ..checks import check_count, check_rng, finite_float, positive_float
+from ..lattice import check_shape, checkerboard_array, neighbour_table
+from .base import Parameter, Theory, check_in_place, register_theory
 
 __all__ = [
+    "Phi4",
     "action",
     "action_density",
     "standard_action",
@@ -48,14 +63,13 @@ __all__ = [
     "force",
     "neighbour_sum",
     "local_delta_action",
+    "metropolis_sweep",
+    "evolve",
     "to_hopping",
     "from_hopping",
     "hot_start",
     "cold_start",
 ]
-
-
-PARALLEL_MIN_SITES = 1024  # sites (B * V) below which the kernels run on one thread (measured crossover ~1000)
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -78,9 +92,7 @@ def _as_field(phi, batched: bool):
 
 
 def _couplings(m2, lam) -> tuple[float, float]:
-    m2, lam = float(m2), float(lam)
-    if not (np.isfinite(m2) and np.isfinite(lam)):
-        raise ValueError(f"couplings must be finite numbers, got m2={m2}, lam={lam}")
+    m2, lam = finite_float(m2, "m2"), finite_float(lam, "lam")
     if lam < 0:
         raise ValueError(f"lam must be >= 0 (the action is unbounded below otherwise), got lam={lam}")
     return m2, lam
@@ -189,8 +201,8 @@ def action(phi, *, m2: float, lam: float, batched: bool = False):
     flat, shape, B = _as_field(phi, batched)
     fwd, _ = neighbour_table(shape)
     sums = np.empty(B)
-    with _threads_for(flat.size, PARALLEL_MIN_SITES):
-        _action_kernel(flat, fwd, -2.0, 2.0 * len(shape) + m2, lam, 0.0, _n_chunks(flat.shape[1]), sums)
+    with parallel_threads("phi4", flat.size):
+        _action_kernel(flat, fwd, -2.0, 2.0 * len(shape) + m2, lam, 0.0, n_chunks(flat.shape[1]), sums)
     return _finish_sum(sums, batched)
 
 
@@ -203,7 +215,7 @@ def action_density(phi, *, m2: float, lam: float, batched: bool = False) -> np.n
     flat, shape, B = _as_field(phi, batched)
     fwd, _ = neighbour_table(shape)
     out = np.empty_like(flat)
-    with _threads_for(flat.size, PARALLEL_MIN_SITES):
+    with parallel_threads("phi4", flat.size):
         _density_kernel(flat, fwd, -2.0, 2.0 * len(shape) + m2, lam, 0.0, out)
     return out.reshape(np.shape(phi))
 
@@ -217,8 +229,8 @@ def standard_action(phi, *, m2: float, lam: float = 0.0, batched: bool = False):
     flat, shape, B = _as_field(phi, batched)
     fwd, _ = neighbour_table(shape)
     sums = np.empty(B)
-    with _threads_for(flat.size, PARALLEL_MIN_SITES):
-        _action_kernel(flat, fwd, -1.0, len(shape) + 0.5 * m2, lam, 0.0, _n_chunks(flat.shape[1]), sums)
+    with parallel_threads("phi4", flat.size):
+        _action_kernel(flat, fwd, -1.0, len(shape) + 0.5 * m2, lam, 0.0, n_chunks(flat.shape[1]), sums)
     return _finish_sum(sums, batched)
 
 
@@ -232,8 +244,8 @@ def hopping_action(phih, *, kappa: float, lambda_h: float, batched: bool = False
     fwd, _ = neighbour_table(shape)
     sums = np.empty(B)
     # (phih^2 - 1)^2 = phih^4 - 2 phih^2 + 1
-    with _threads_for(flat.size, PARALLEL_MIN_SITES):
-        _action_kernel(flat, fwd, -2.0 * kappa, 1.0 - 2.0 * lambda_h, lambda_h, lambda_h, _n_chunks(flat.shape[1]), sums)
+    with parallel_threads("phi4", flat.size):
+        _action_kernel(flat, fwd, -2.0 * kappa, 1.0 - 2.0 * lambda_h, lambda_h, lambda_h, n_chunks(flat.shape[1]), sums)
     return _finish_sum(sums, batched)
 
 
@@ -246,7 +258,7 @@ def force(phi, *, m2: float, lam: float, batched: bool = False) -> np.ndarray:
     flat, shape, B = _as_field(phi, batched)
     fwd, bwd = neighbour_table(shape)
     out = np.empty_like(flat)
-    with _threads_for(flat.size, PARALLEL_MIN_SITES):
+    with parallel_threads("phi4", flat.size):
         _force_kernel(flat, fwd, bwd, m2, lam, out)
     return out.reshape(np.shape(phi))
 
@@ -256,7 +268,7 @@ def neighbour_sum(phi, *, batched: bool = False) -> np.ndarray:
     flat, shape, B = _as_field(phi, batched)
     fwd, bwd = neighbour_table(shape)
     out = np.empty_like(flat)
-    with _threads_for(flat.size, PARALLEL_MIN_SITES):
+    with parallel_threads("phi4", flat.size):
         _neighbour_sum_kernel(flat, fwd, bwd, out)
     return out.reshape(np.shape(phi))
 
@@ -268,10 +280,9 @@ def _check_dimension(D) -> int:
 
 
 def _hopping_couplings(kappa, lambda_h) -> tuple[float, float]:
-    kappa, lambda_h = float(kappa), float(lambda_h)
-    if not (np.isfinite(kappa) and kappa > 0):
-        raise ValueError(f"kappa must be a positive number (phi = sqrt(kappa) phih), got kappa={kappa}")
-    if not (np.isfinite(lambda_h) and lambda_h >= 0):
+    kappa = positive_float(kappa, "kappa")
+    lambda_h = finite_float(lambda_h, "lambda_h")
+    if lambda_h < 0:
         raise ValueError(f"lambda_h must be >= 0, got lambda_h={lambda_h}")
     return kappa, lambda_h
 
@@ -306,8 +317,7 @@ def from_hopping(kappa: float, lambda_h: float, D: int) -> tuple[float, float]:
 
 def hot_start(rng: np.random.Generator, shape, *, batch: int | None = None) -> np.ndarray:
     """Independent standard-normal field values, shape ``shape`` (or ``(batch, *shape)``)."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    check_rng(rng)
     shape = check_shape(shape)
     return rng.standard_normal(shape if batch is None else (int(batch),) + shape)
 
@@ -316,3 +326,132 @@ def cold_start(shape, value: float = 0.0, *, batch: int | None = None) -> np.nda
     """A constant field ``phi(x) = value``, shape ``shape`` (or ``(batch, *shape)``)."""
     shape = check_shape(shape)
     return np.full(shape if batch is None else (int(batch),) + shape, float(value))
+
+
+# ----------------------------------------------------------------------------- local update: Metropolis
+
+
+@njit(parallel=True, cache=True)
+def _metropolis_kernel(phi, fwd, bwd, sites, m2, lam, step_size, shifts, uniforms, accepted):
+    """One checkerboard sweep over the flat field ``phi`` (V,), in place.
+
+    shifts, uniforms: (2, V/2, hits) uniforms in [0, 1) for the proposals and the accept tests;
+    accepted: (2, V/2) int64 output, accepted proposals per site.
+    """
+    hits = shifts.shape[2]
+    for p in range(2):
+        for i in prange(sites.shape[1]):
+            s = sites[p, i]
+            n_acc = 0
+            for h in range(hits):
+                new = phi[s] + step_size * (2.0 * shifts[p, i, h] - 1.0)
+                dS = local_delta_action(phi, fwd, bwd, s, new, m2, lam)
+                if dS <= 0.0 or uniforms[p, i, h] < np.exp(-dS):
+                    phi[s] = new
+                    n_acc += 1
+            accepted[p, i] = n_acc
+
+
+def metropolis_sweep(rng: np.random.Generator, phi: np.ndarray, *, m2: float, lam: float, step_size: float, hits: int) -> float:
+    """One checkerboard Metropolis sweep of ``phi`` in place; returns the fraction of accepted proposals.
+
+    ``phi``: C-contiguous float64 of the lattice shape (every extent even); it is updated in place.
+    Random numbers, drawn first in this order (``half = V/2``; site ``i`` of colour ``p`` is
+    ``lattice.checkerboard_array(shape)[p, i]``): proposal uniforms ``rng.random((2, half, hits))``,
+    then accept uniforms of the same shape.
+    """
+    m2, lam = _couplings(m2, lam)
+    hits = check_count(hits, "hits (Metropolis proposals per site and sweep)", minimum=1)
+    check_in_place(phi, np.float64, "the phi^4 field")
+    sites = checkerboard_array(phi.shape)
+    fwd, bwd = neighbour_table(phi.shape)
+    half = sites.shape[1]
+    shifts = rng.random((2, half, hits))
+    uniforms = rng.random((2, half, hits))
+    accepted = np.empty((2, half), dtype=np.int64)
+    with parallel_threads("local_phi4", half):
+        _metropolis_kernel(phi.reshape(-1), fwd, bwd, sites, m2, lam, float(step_size), shifts, uniforms, accepted)
+    return float(accepted.sum()) / (accepted.size * hits)
+
+
+def evolve(phi, p, eps: float) -> np.ndarray:
+    """The molecular-dynamics drift ``phi + eps p`` (a new array)."""
+    return phi + eps * p
+
+
+# ----------------------------------------------------------------------------- the theory
+
+
+@register_theory("phi4")
+class Phi4(Theory):
+    """Real scalar phi^4 in the Albergo-Kanwar-Shanahan form (module docstring), couplings ``m2``, ``lam >= 0``.
+
+    Fields: float64 of the lattice shape. Local updates: Metropolis (:func:`metropolis_sweep`).
+    """
+
+    family = "phi4"
+    local_family = "phi4"
+    parameters = (
+        Parameter("m2", "float", "mass term m^2 of the Albergo-Kanwar-Shanahan form (may be negative)"),
+        Parameter("lam", "float", "quartic coupling lambda >= 0"),
+    )
+    local_updates = frozenset({"metropolis"})
+    #: default Metropolis proposal width (acceptance ~0.4-0.7 near the Albergo et al. point m2 = -4, lam = 8)
+    metropolis_step_size = 1.0
+
+    def __init__(self, shape, *, m2: float, lam: float, backend: str = "cpu"):
+        super().__init__(shape, backend=backend)
+        self.m2, self.lam = _couplings(m2, lam)
+
+    @property
+    def couplings(self):
+        return {"m2": self.m2, "lam": self.lam}
+
+    field_dtype = np.dtype(np.float64)
+
+    @property
+    def field_shape(self) -> tuple:
+        return self.shape
+
+    @property
+    def local_variables(self) -> int:
+        """Sites a local sweep visits."""
+        return self.volume
+
+    def check_field(self, field):
+        field = np.asarray(field)
+        if field.shape != self.shape:
+            raise ValueError(f"phi^4 field must have the lattice shape {self.shape}, got {field.shape}")
+        if not np.issubdtype(field.dtype, np.floating):
+            raise TypeError(f"phi^4 field must be real (float64), got dtype {field.dtype}")
+        return np.ascontiguousarray(field, dtype=np.float64)
+
+    def hot_start(self, rng):
+        return hot_start(rng, self.shape)
+
+    def cold_start(self):
+        return cold_start(self.shape)
+
+    def action(self, field):
+        return float(self.kernels.action(field, m2=self.m2, lam=self.lam))
+
+    def force(self, field):
+        return self.kernels.force(field, m2=self.m2, lam=self.lam)
+
+    def random_momentum(self, rng):
+        return rng.standard_normal(self.shape)
+
+    def evolve(self, field, p, eps):
+        return self.kernels.evolve(field, p, eps)
+
+    def observables(self, field):
+        M = float(field.mean())
+        return {
+            "magnetization": M,
+            "abs_magnetization": abs(M),
+            "susceptibility": self.volume * M * M,
+            "action_density": self.action(field) / self.volume,
+        }
+
+    def metropolis_sweep(self, rng, field, *, step_size: float, hits: int) -> float:
+        return self.local_kernels.metropolis_sweep(rng, field, m2=self.m2, lam=self.lam, step_size=step_size, hits=hits)

@@ -19,7 +19,7 @@ from latticeml.flows.target import one_numba_thread
 from latticeml.observables.correlators import zero_momentum_correlator
 from latticeml.samplers import hmc, run_chain
 from latticeml.stats import gamma_method
-from latticeml.theories.models import Phi4
+from latticeml.theories.phi4 import Phi4
 
 
 def per_config_two_point(fields, separations):

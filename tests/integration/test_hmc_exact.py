@@ -19,7 +19,7 @@ import pytest
 from latticeml import exact
 from latticeml.samplers import hmc
 from latticeml.stats import gamma_method
-from latticeml.theories.models import make_theory
+from latticeml.theories import make_theory
 
 pytestmark = pytest.mark.slow
 

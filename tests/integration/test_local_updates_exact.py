@@ -30,7 +30,7 @@ from latticeml.samplers import heatbath, metropolis
 from latticeml.samplers.chain import run_chain
 from latticeml.stats import gamma_method
 from latticeml.theories import sun
-from latticeml.theories.models import make_theory
+from latticeml.theories import make_theory
 
 pytestmark = pytest.mark.slow
 

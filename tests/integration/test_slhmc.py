@@ -16,6 +16,7 @@ from latticeml.observables import loops
 from latticeml.samplers import chain, hmc, slhmc
 from latticeml.stats import gamma_method
 from latticeml.theories import sun
+from latticeml.theories.improved import ImprovedSUN, SmearedSUN
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,7 @@ def measure(U):
 
 @pytest.fixture(scope="module")
 def study():
-    target = slhmc.ImprovedSUN(SHAPE, beta=BETA, N=2, c1=C1)
+    target = ImprovedSUN(SHAPE, beta=BETA, N=2, c1=C1)
     U0 = target.hot_start(np.random.default_rng(11))
     ref = chain.run_chain(
         hmc.sampler(target, step_size=STEP, n_steps=N_STEPS), U0, np.random.default_rng(12),
@@ -45,9 +46,9 @@ def study():
     configs = ref.fields[:180:4]
     S = np.array([target.action(u) for u in configs])
     net = CovariantNet(1, terms=TERMS, beta=BETA)
-    untrained = slhmc.SmearedSUN.from_net(net, SHAPE, N=2)  # rho = 0, beta_theta = beta: the Wilson action
+    untrained = SmearedSUN.from_net(net, SHAPE, N=2)  # rho = 0, beta_theta = beta: the Wilson action
     log = train_to_mimic(net, configs, S, epochs=8, batch_size=5, lr=0.005, rng=np.random.default_rng(13))
-    trained = slhmc.SmearedSUN.from_net(net, SHAPE, N=2)
+    trained = SmearedSUN.from_net(net, SHAPE, N=2)
     before = chain.run_chain(
         slhmc.sampler(target, untrained, step_size=STEP, n_steps=N_STEPS_SLHMC), configs[-1], np.random.default_rng(14),
         n_measure=15, measure=lambda U: {}, progress=False,

@@ -22,7 +22,7 @@ from latticeml import exact
 from latticeml.observables import topology
 from latticeml.samplers import build_sampler, heatbath, instanton, run_chain
 from latticeml.stats import gamma_method
-from latticeml.theories.models import make_theory
+from latticeml.theories import make_theory
 
 pytestmark = pytest.mark.slow
 
