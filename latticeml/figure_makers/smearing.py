@@ -5,20 +5,24 @@
    (Morningstar & Peardon, PRD 69 (2004) 054501) steps raise the plaquette of a thermalised field.
 2. The Wilson flow (Luscher, JHEP 08 (2010) 071) as the continuous-depth limit of stout smearing:
    Luscher's RK3 integrator converges with the third power of the step, E(t) with the plaquette
-   and clover definitions, t^2 E(t) and the scale t0 (t0^2 E(t0) = 0.3).
+   and clover definitions, t^2 E(t) and the scale t0 (<t0^2 E(t0)> = 0.3) on an ensemble from a
+   heatbath + overrelaxation chain, with Gamma-method errors (t0 as a derived quantity of the
+   primaries E(t_k), :func:`t0_estimate`).
 3. Self-learning HMC (Nagai & Tomiya, arXiv:2103.11965): a covariant net (trainable stout) is
    trained on configurations of a plaquette + rectangle (Luscher-Weisz) target, its action drives
    the molecular dynamics, the Metropolis test uses the target; acceptance before and after training,
    and the SLHMC observables against plain HMC.
 
-Full mode: SU(3) at beta = 5.96 on 8^4 for sections 1-2 (Luscher's table gives t0/a^2 = 2.7854(62)
-at beta = 5.96 on 16^4), SU(2) on 4^4 for section 3. Fast mode (CI, ``fast=True``): SU(2) on 4^4
-throughout, short chains.
+Full mode: SU(3) at beta = 5.96 for sections 1-2, 20 configurations of 12^4 (Luscher's table 1 gives
+t0/a^2 = 2.7854(62) on 16^4; sqrt(8 t0) = 4.7, so L = 12 is 2.5 smoothing radii and L = 8 only 1.7);
+SU(2) on 4^4 for section 3. ``benchmarks/bench_t0_volume.py`` runs the same ensemble on other volumes.
+Fast mode (CI, ``fast=True``): SU(2) on 4^4 throughout, short chains (t0 is not reached there).
 """
 
 from __future__ import annotations
 
 import pathlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,18 +34,25 @@ from ..figures import register, save_figures
 from ..groups import random_near_identity
 from ..nets.covariant import CovariantNet, TrainingLog, train_to_mimic
 from ..observables import loops
+from ..samplers import build_sampler
 from ..samplers import chain, hmc, slhmc
 from ..stats import gamma_method
-from ..theories import sun
-from ..theories.models import SUN
+from ..theories import make_theory, sun
+from ..theories.improved import ImprovedSUN, SmearedSUN
 
 __all__ = [
     "SEED",
     "LUSCHER_T0_BETA596",
+    "T0_REFERENCE",
     "settings",
     "thermalised_field",
     "smoothing_curves",
-    "flow_study",
+    "flow_to_t0",
+    "FlowEnsemble",
+    "flow_ensemble",
+    "t0_estimate",
+    "t0_table",
+    "compare_luscher",
     "rk3_convergence",
     "SLHMCStudy",
     "slhmc_study",
@@ -61,15 +72,20 @@ __all__ = [
 SEED = 2103
 #: t0/a^2 at beta = 5.96 (SU(3), Wilson action, 16^4), Luscher, JHEP 08 (2010) 071, table 1.
 LUSCHER_T0_BETA596 = (2.7854, 0.0062)
+#: Luscher's definition of t0: t0^2 <E(t0)> = 0.3.
+T0_REFERENCE = 0.3
 
 
 def settings(fast: bool) -> dict:
     """Lattices, couplings and run lengths of the lecture (``fast``: the CI version)."""
+    # sweeps: one heatbath + `overrelax` overrelaxation sweeps; every `sweeps_between`-th configuration is flowed
     if fast:
-        flow = dict(N=2, shape=(4, 4, 4, 4), beta=2.3, n_traj=20, step_size=0.1, n_steps=10, t_max=1.0, flow_step=0.05)
+        flow = dict(N=2, shape=(4, 4, 4, 4), beta=2.3, overrelax=2, start="hot", n_therm=10, n_configs=8,
+                    sweeps_between=1, flow_step=0.05, t_max=1.0)
         mc = dict(n_ref=60, n_therm=10, n_train_every=3, epochs=2, batch_size=5, lr=0.005, n_before=6, n_slhmc=40)
     else:
-        flow = dict(N=3, shape=(8, 8, 8, 8), beta=5.96, n_traj=150, step_size=0.05, n_steps=20, t_max=3.6, flow_step=0.02)
+        flow = dict(N=3, shape=(12, 12, 12, 12), beta=5.96, overrelax=4, start="hot", n_therm=60, n_configs=20,
+                    sweeps_between=5, flow_step=0.1, t_max=4.5)
         mc = dict(n_ref=2000, n_therm=100, n_train_every=10, epochs=15, batch_size=20, lr=0.001, n_before=50, n_slhmc=2000)
     slhmc_common = dict(shape=(4, 4, 4, 4), beta=1.5, c1=smearing.LUSCHER_WEISZ_C1, step=0.1, n_steps_hmc=5, n_steps_slhmc=3,
                         terms=("plaquette", "polyakov_time", "polyakov_space"), n_layers=1)
@@ -79,14 +95,25 @@ def settings(fast: bool) -> dict:
 # ----------------------------------------------------------------------------- 1. fields and smoothing
 
 
-def thermalised_field(*, N: int, shape, beta: float, n_traj: int, step_size: float, n_steps: int, rng: np.random.Generator):
-    """A Wilson-action field after ``n_traj`` HMC trajectories from a hot start: (field, plaquette history, acceptances)."""
-    theory = SUN(shape, beta=beta, N=N)
+def _wilson_theory(N: int, shape, beta: float):
+    return make_theory(f"su{N}", tuple(shape), beta=beta)
+
+
+def thermalised_field(*, N: int, shape, beta: float, overrelax: int, start: str, n_therm: int, rng: np.random.Generator):
+    """A Wilson-action field after ``n_therm`` sweeps from a ``"cold"`` or ``"hot"`` start: (field, plaquette after each sweep).
+
+    A sweep is one Cabibbo-Marinari heatbath sweep and ``overrelax`` overrelaxation sweeps
+    (:mod:`latticeml.samplers.heatbath`), per decorrelated configuration much cheaper than HMC.
+    """
+    theory = _wilson_theory(N, shape, beta)
+    if start not in ("cold", "hot"):
+        raise ValueError(f"start must be 'cold' or 'hot', got {start!r}")
+    field = theory.cold_start() if start == "cold" else theory.hot_start(rng)
     res = chain.run_chain(
-        hmc.sampler(theory, step_size=step_size, n_steps=n_steps), theory.hot_start(rng), rng,
-        n_measure=n_traj, measure=lambda U: {"plaquette": sun.mean_plaquette(U, check=False)}, progress=False,
+        build_sampler(theory, "heatbath", overrelax=overrelax), field, rng, n_measure=n_therm,
+        measure=lambda U: {"plaquette": sun.mean_plaquette(U, check=False)}, progress=False,
     )
-    return res.state.field, res.records["plaquette"], res.acceptance
+    return res.state.field, res.records["plaquette"]
 
 
 def smoothing_curves(U, *, n_steps: int, alpha: float = 0.5, rho: float = 0.1) -> dict:
@@ -101,16 +128,143 @@ def smoothing_curves(U, *, n_steps: int, alpha: float = 0.5, rho: float = 0.1) -
     return {k: np.array(v) for k, v in out.items()}
 
 
-def flow_study(U, *, t_max: float, step_size: float, measure_every: int = 5):
-    """Wilson flow with RK3: (FlowResult, t0 from each definition or None where t^2 E stays below 0.3)."""
-    res = smearing.wilson_flow(U, t_max=t_max, step_size=step_size, measure_every=measure_every)
-    t0 = {}
-    for name, E in (("plaquette", res.energy_plaquette), ("clover", res.energy_clover)):
-        try:
-            t0[name] = smearing.scale_t0(res.t, E)
-        except ValueError:
-            t0[name] = None
-    return res, t0
+# ----------------------------------------------------------------------------- 2. Wilson flow and t0
+
+
+def flow_to_t0(
+    U, *, step_size: float, t_max: float, measure_every: int = 2, chunk_steps: int = 4, margin: float = 0.1,
+    reference: float = T0_REFERENCE,
+) -> smearing.FlowResult:
+    """Luscher's RK3 flow of one configuration, ``E(t)`` every ``measure_every`` steps, stopped just past ``t0``.
+
+    Every flow step costs the same, so the flow runs in stretches of ``chunk_steps`` steps
+    (:func:`latticeml.smearing.wilson_flow`) and stops after the first stretch that ends at
+    ``t >= (1 + margin) t_c``, with ``t_c`` the first measured time where ``t^2 E_clover >= reference``;
+    the margin leaves room for the *ensemble mean* to cross inside every configuration's range.
+    Stops at ``t_max`` at the latest (then ``t0`` is not reached). Returns a
+    :class:`~latticeml.smearing.FlowResult` over the whole range (``t = 0`` first).
+    """
+    if chunk_steps % measure_every:
+        raise ValueError(f"chunk_steps ({chunk_steps}) must be a multiple of measure_every ({measure_every})")
+    n_chunks = max(1, int(np.ceil(t_max / (chunk_steps * step_size) - 1e-9)))
+    t, e_plaq, e_clov = [np.zeros(0)] * 3
+    t_stop, V = t_max, U
+    for k in range(n_chunks):
+        part = smearing.wilson_flow(V, t_max=chunk_steps * step_size, step_size=step_size, measure_every=measure_every)
+        skip = 0 if k == 0 else 1  # a stretch re-measures its first time, the last one of the stretch before
+        t = np.concatenate([t, k * chunk_steps * step_size + part.t[skip:]])
+        e_plaq = np.concatenate([e_plaq, part.energy_plaquette[skip:]])
+        e_clov = np.concatenate([e_clov, part.energy_clover[skip:]])
+        V = part.links
+        crossed = np.flatnonzero(t**2 * e_clov >= reference)
+        if crossed.size and t_stop == t_max:
+            t_stop = min(t_max, (1 + margin) * t[crossed[0]])
+        if t[-1] >= t_stop - 1e-9:
+            break
+    return smearing.FlowResult(t, e_plaq, e_clov, V)
+
+
+def _t0_or_nan(t, E, reference=T0_REFERENCE) -> float:
+    try:
+        return smearing.scale_t0(t, E, reference=reference)
+    except ValueError:  # t^2 E stays below the reference on this range
+        return float("nan")
+
+
+@dataclass
+class FlowEnsemble:
+    """The Wilson flow of every measured configuration of a heatbath chain (:func:`flow_ensemble`).
+
+    t:             flow times common to all configurations, ``(n_t,)``.
+    energy:        ``{"clover": (n_configs, n_t), "plaquette": (n_configs, n_t)}``: ``E(t)`` per configuration.
+    t0_per_config: ``{"clover": (n_configs,), "plaquette": ...}``: each configuration's own crossing (NaN if none).
+    plaquette:     the unflowed mean plaquette of each configuration, ``(n_configs,)``.
+    links:         the last configuration, flowed to its last time (for the unitarity check).
+    settings:      how the ensemble was made (lattice, coupling, sweeps, flow step); ``seconds``: wall time.
+    """
+
+    t: np.ndarray
+    energy: dict
+    t0_per_config: dict
+    plaquette: np.ndarray
+    links: np.ndarray
+    settings: dict
+    seconds: float
+
+
+def flow_ensemble(
+    U, rng: np.random.Generator, *, beta: float, overrelax: int, n_configs: int, sweeps_between: int,
+    flow_step: float, t_max: float, measure_every: int = 2, chunk_steps: int = 4, margin: float = 0.1,
+) -> FlowEnsemble:
+    """Continue the heatbath chain from the thermalised ``U``; flow every ``sweeps_between``-th configuration to just past ``t0``.
+
+    Each configuration is flowed inside the chain's measurement (only ``E(t)`` is kept, so the
+    memory does not grow with the ensemble); see :func:`flow_to_t0` for the flow settings.
+    """
+    N, shape = U.shape[-1], U.shape[1:-2]
+    theory = _wilson_theory(N, shape, beta)
+    flows, last = [], []
+    flow_args = dict(step_size=flow_step, t_max=t_max, measure_every=measure_every, chunk_steps=chunk_steps, margin=margin)
+
+    def measure(V):
+        res = flow_to_t0(V, **flow_args)
+        flows.append(res._replace(links=None))
+        last[:] = [res.links]
+        return {"plaquette": sun.mean_plaquette(V, check=False)}
+
+    clock = time.perf_counter()
+    res = chain.run_chain(build_sampler(theory, "heatbath", overrelax=overrelax), U, rng, n_measure=n_configs,
+                          every=sweeps_between, measure=measure, progress=False)
+    n_t = min(len(f.t) for f in flows)  # every configuration was flowed at least this far
+    energy = {
+        "clover": np.array([f.energy_clover[:n_t] for f in flows]),
+        "plaquette": np.array([f.energy_plaquette[:n_t] for f in flows]),
+    }
+    t0_each = {
+        "clover": np.array([_t0_or_nan(f.t, f.energy_clover) for f in flows]),
+        "plaquette": np.array([_t0_or_nan(f.t, f.energy_plaquette) for f in flows]),
+    }
+    settings_used = dict(N=N, shape=tuple(shape), beta=beta, overrelax=overrelax, n_configs=n_configs,
+                         sweeps_between=sweeps_between, **flow_args)
+    return FlowEnsemble(flows[0].t[:n_t], energy, t0_each, res.records["plaquette"], last[0], settings_used,
+                        time.perf_counter() - clock)
+
+
+def t0_estimate(ens: FlowEnsemble, definition: str = "clover", *, reference: float = T0_REFERENCE):
+    """``t0`` of the ensemble, ``<t0^2 E(t0)> = reference``, with Gamma-method errors; None if ``<t^2 E>`` never gets there.
+
+    Luscher defines ``t0`` through the ensemble average of ``E(t)``, so ``t0`` is a *derived*
+    quantity: a function of the means of the primary observables ``E(t_k)`` on the common grid
+    (solved by linear interpolation, :func:`latticeml.smearing.scale_t0`). Its error comes from
+    Wolff's linearisation (projected fluctuations, Comput. Phys. Commun. 156 (2004) 143, sec. 3),
+    which also measures its integrated autocorrelation time along the chain. The mean of the
+    per-configuration crossings would be a different estimator, biased at O(1/V) because the
+    root of a mean is not the mean of the roots.
+    """
+    E = ens.energy[definition]
+
+    def solve(means):
+        return smearing.scale_t0(ens.t, means, reference=reference)
+
+    try:
+        solve(E.mean(axis=0))
+    except ValueError:
+        return None
+    return gamma_method(E, func=solve)
+
+
+def t0_table(ens: FlowEnsemble) -> dict:
+    """t0 from both definitions of E (:func:`t0_estimate`) and the chain's plaquette, each as a GammaResult (t0 None if not reached)."""
+    out = {name: t0_estimate(ens, name) for name in ("clover", "plaquette")}
+    out["plaquette_unflowed"] = gamma_method(ens.plaquette)
+    return out
+
+
+def compare_luscher(result, reference=LUSCHER_T0_BETA596) -> dict:
+    """Ours against Luscher's t0: relative difference and distance in combined standard deviations."""
+    value, error = reference
+    sigma = float(np.hypot(result.error, error))
+    return {"relative": result.value / value - 1.0, "n_sigma": abs(result.value - value) / sigma}
 
 
 def rk3_convergence(U, *, t: float, ns=(4, 8, 16, 32)) -> dict:
@@ -156,7 +310,7 @@ class SLHMCStudy:
     trained molecular-dynamics action; target: the target theory.
     """
 
-    target: slhmc.ImprovedSUN
+    target: ImprovedSUN
     reference: chain.ChainResult
     log: TrainingLog
     net: CovariantNet
@@ -168,7 +322,7 @@ class SLHMCStudy:
 def slhmc_study(*, fast: bool, seed: int = SEED) -> SLHMCStudy:
     """Reference HMC chain of the Luscher-Weisz target, training, SLHMC before / after (see module docstring)."""
     p = settings(fast)["slhmc"]
-    target = slhmc.ImprovedSUN(p["shape"], beta=p["beta"], N=2, c1=p["c1"])
+    target = ImprovedSUN(p["shape"], beta=p["beta"], N=2, c1=p["c1"])
     seeds = np.random.SeedSequence(seed).spawn(6)
     rng = [np.random.default_rng(s) for s in seeds]
     reference = chain.run_chain(
@@ -179,7 +333,7 @@ def slhmc_study(*, fast: bool, seed: int = SEED) -> SLHMCStudy:
     configs = reference.fields[:n_train : p["n_train_every"]]
     S = np.array([target.action(U) for U in configs])
     net = CovariantNet(p["n_layers"], terms=p["terms"], beta=p["beta"])
-    untrained = slhmc.SmearedSUN.from_net(net, p["shape"], N=2)
+    untrained = SmearedSUN.from_net(net, p["shape"], N=2)
     log = train_to_mimic(net, configs, S, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], rng=rng[2])
     linear = CovariantNet(p["n_layers"], terms=p["terms"], beta=p["beta"])
     linear.fit_linear(configs, S)
@@ -189,8 +343,8 @@ def slhmc_study(*, fast: bool, seed: int = SEED) -> SLHMCStudy:
         return chain.run_chain(s, configs[-1], r, n_measure=n, n_therm=therm, measure=_measure, progress=False)
 
     before = run(untrained, rng[3], p["n_before"])
-    linear_only = run(slhmc.SmearedSUN.from_net(linear, p["shape"], N=2), rng[4], p["n_before"])
-    after = run(slhmc.SmearedSUN.from_net(net, p["shape"], N=2), rng[5], p["n_slhmc"], therm=10)
+    linear_only = run(SmearedSUN.from_net(linear, p["shape"], N=2), rng[4], p["n_before"])
+    after = run(SmearedSUN.from_net(net, p["shape"], N=2), rng[5], p["n_slhmc"], therm=10)
     return SLHMCStudy(target, reference, log, net, before, linear_only, after)
 
 
@@ -220,15 +374,22 @@ def figure_smoothing(curves: dict, *, alpha: float, rho: float, title: str) -> F
     return fig
 
 
-def figure_flow(res, t0: dict, *, title: str) -> Figure:
+def figure_flow(ens: FlowEnsemble, t0: dict, *, title: str) -> Figure:
+    """Ensemble mean of t^2 E(t) (band: one standard error, naive) for both definitions; t0 (ours, Luscher's)."""
     fig, (ax,) = _new_figure(width=4.6)
-    ax.plot(res.t, res.t**2 * res.energy_plaquette, label="plaquette $E$")
-    ax.plot(res.t, res.t**2 * res.energy_clover, label="clover $E$")
-    ax.axhline(0.3, color="k", lw=0.6, ls="--")
+    n = len(ens.plaquette)
     for name, c in (("plaquette", "C0"), ("clover", "C1")):
+        y = ens.t**2 * ens.energy[name]
+        mean, err = y.mean(axis=0), y.std(axis=0, ddof=1) / np.sqrt(n)
+        ax.plot(ens.t, mean, color=c, label=f"{name} $E$")
+        ax.fill_between(ens.t, mean - err, mean + err, color=c, alpha=0.3, lw=0)
         if t0.get(name) is not None:
-            ax.axvline(t0[name], color=c, lw=0.8, ls=":")
-    ax.set(xlabel="$t / a^2$", ylabel="$t^2 E(t)$", title=title)
+            ax.axvline(t0[name].value, color=c, lw=0.8, ls=":")
+    ax.axhline(T0_REFERENCE, color="k", lw=0.6, ls="--")
+    if ens.settings["N"] == 3 and t0.get("clover") is not None:
+        value, error = LUSCHER_T0_BETA596
+        ax.errorbar([value], [T0_REFERENCE], xerr=[error], fmt="kx", ms=6, label="Luscher 2010, $16^4$")
+    ax.set(xlabel="$t / a^2$", ylabel=r"$t^2 \langle E(t) \rangle$", title=f"{title}, {n} configurations")
     ax.legend(fontsize=8)
     return fig
 
@@ -301,10 +462,12 @@ def run_lecture(*, fast: bool, seed: int = SEED) -> dict:
     """Every computation of the lecture, in the notebook's order; returns the inputs of :func:`lecture_figures`."""
     f = settings(fast)["flow"]
     rng = np.random.default_rng(seed)
-    U, _, _ = thermalised_field(N=f["N"], shape=f["shape"], beta=f["beta"], n_traj=f["n_traj"],
-                                step_size=f["step_size"], n_steps=f["n_steps"], rng=rng)
+    U, _ = thermalised_field(N=f["N"], shape=f["shape"], beta=f["beta"], overrelax=f["overrelax"], start=f["start"],
+                             n_therm=f["n_therm"], rng=rng)
     smoothing = smoothing_curves(U, n_steps=10)
-    flow, t0 = flow_study(U, t_max=f["t_max"], step_size=f["flow_step"])
+    flow = flow_ensemble(U, rng, beta=f["beta"], overrelax=f["overrelax"], n_configs=f["n_configs"],
+                         sweeps_between=f["sweeps_between"], flow_step=f["flow_step"], t_max=f["t_max"])
+    t0 = t0_table(flow)
     smooth = random_near_identity(np.random.default_rng(seed + 1), f["N"], (4, 3, 3, 2, 2), spread=0.5)
     conv = rk3_convergence(smooth, t=0.4)
     study = slhmc_study(fast=fast, seed=seed)
