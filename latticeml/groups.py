@@ -41,6 +41,8 @@ __all__ = [
     "traceless_antihermitian",
     "expm_su",
     "expm_algebra_into",
+    "su3_q_powers",
+    "su3_closed_form",
     "restore_special_unitary_into",
     "haar_su",
     "random_near_identity",
@@ -212,6 +214,12 @@ def _su3_closed_form(c0, c1):
     f1 = (2.0 * u * e2iu - emiu * (2.0 * u * cw - 1j * (3.0 * u2 - w2) * xi0)) / den
     f2 = (e2iu - emiu * (cw + 3j * u * xi0)) / den
     return f0, f1, f2, u, w, xi0, cw, e2iu, emiu, den, neg
+
+
+#: Public names of the two SU(3) building blocks, for kernels in other modules: the stout backward
+#: (:mod:`latticeml.smearing.stout_smearing`) needs the invariants and the coefficients, not only exp.
+su3_q_powers = _su3_q_powers
+su3_closed_form = _su3_closed_form
 
 
 @njit(inline="always", cache=True)

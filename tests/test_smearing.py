@@ -7,7 +7,8 @@ import pytest
 import scipy.linalg
 
 from latticeml import autodiff as ad
-from latticeml import groups, smearing as sm
+from latticeml import _threads, groups, smearing as sm
+from latticeml.smearing import stout_smearing
 from latticeml.observables import loops
 from latticeml.theories import sun, u1
 
@@ -101,6 +102,94 @@ def _np_stout(U, rho):
     C = rho * _np_plaquette_staples(U)
     X = _ta(C @ _dag(U))
     return scipy.linalg.expm(X) @ U
+
+
+# ----------------------------------------------------------------------------- paths and parallel transport
+
+
+def _np_transport(W, U, mu, k):
+    """W'(x) = P W(x + k mu) P^+ with np.roll: P the straight line of |k| links from x (k < 0: backwards)."""
+    D = U.shape[0]
+    P = np.broadcast_to(np.eye(U.shape[-1], dtype=complex), U.shape[1:]).copy()
+    for j in range(abs(k)):
+        if k > 0:
+            P = P @ _roll(U, mu, j)[mu]
+        else:
+            P = P @ _dag(_roll(U, mu, -j - 1)[mu])
+    Wk = np.roll(W, -k, axis=1 + mu)
+    assert D == W.ndim - 3
+    return P[None] @ Wk @ _dag(P)[None]
+
+
+@pytest.mark.parametrize("N", [1, 2, 3])
+def test_path_product_vs_numpy_and_covariance(N, rng):
+    shape = (3, 4, 2)
+    U = groups.haar_su(rng, N, (3,) + shape) if N > 1 else np.exp(1j * rng.uniform(-np.pi, np.pi, (3,) + shape))[..., None, None]
+    path = [2, 1, 1, -3, -2, 3, -1]  # x -> x + 1 + 2*0 - 2 - 1 + 2 - 0 = x + 0
+    links = U if N > 1 else np.angle(U[..., 0, 0])
+    P = sm.path_product(links, path)
+    ref = _np_walk(U, None, path)
+    np.testing.assert_allclose(P if N > 1 else P[..., None, None], ref, atol=1e-13)
+    identity = np.ones(shape) if N == 1 else np.broadcast_to(np.eye(N), ref.shape)
+    np.testing.assert_allclose(sm.path_product(links, []), identity, atol=0)
+    if N > 1:
+        # P(x) -> Omega(x) P(x) Omega(x + 0)^+ (the path ends at x + e_0)
+        Omega = groups.random_gauge_transform(rng, shape, N)
+        P_g = sm.path_product(groups.gauge_transform(U, Omega), path)
+        np.testing.assert_allclose(P_g, Omega @ P @ _dag(np.roll(Omega, -1, axis=0)), atol=1e-12)
+        batch = np.stack([U, groups.haar_su(rng, N, U.shape[:-2])])
+        np.testing.assert_allclose(sm.path_product(batch, path, batched=True)[0], P, atol=0)
+    with pytest.raises(ValueError, match="signed steps"):
+        sm.path_product(links, [0, 1])
+    with pytest.raises(ValueError, match="signed steps"):
+        sm.path_product(links, [4])
+
+
+@pytest.mark.parametrize("N", [2, 3])
+@pytest.mark.parametrize("mu, k", [(0, 1), (1, 2), (2, -1), (1, -3), (0, 0)])
+def test_parallel_transport_vs_numpy_and_covariance(N, mu, k, rng):
+    shape = (3, 4, 5)
+    U = groups.haar_su(rng, N, (3,) + shape)
+    W = rng.normal(size=(2,) + shape + (N, N)) + 1j * rng.normal(size=(2,) + shape + (N, N))
+    T = sm.parallel_transport(W, U, mu, k)
+    np.testing.assert_allclose(T, _np_transport(W, U, mu, k), atol=1e-12)
+    # W(x) -> Omega(x) W(x) Omega(x)^+ and the transported field transforms the same way
+    Omega = groups.random_gauge_transform(rng, shape, N)
+    T_g = sm.parallel_transport(Omega[None] @ W @ _dag(Omega)[None], groups.gauge_transform(U, Omega), mu, k)
+    np.testing.assert_allclose(T_g, Omega[None] @ T @ _dag(Omega)[None], atol=1e-12)
+    # transporting there and back is the identity; the transport back is the adjoint map
+    np.testing.assert_allclose(sm.parallel_transport(T, U, mu, -k), W, atol=1e-12)
+    G = rng.normal(size=W.shape) + 1j * rng.normal(size=W.shape)
+    assert abs(np.vdot(G, T).real - np.vdot(sm.parallel_transport(G, U, mu, -k), W).real) < 1e-10
+    Ub = np.stack([U, groups.haar_su(rng, N, U.shape[:-2])])
+    Wb = np.stack([W, 2 * W])
+    np.testing.assert_allclose(sm.parallel_transport(Wb, Ub, mu, k, batched=True)[0], T, atol=0)
+
+
+def test_parallel_transport_bad_input(rng):
+    U = groups.haar_su(rng, 2, (2, 3, 3))
+    with pytest.raises(ValueError, match="W must have shape"):
+        sm.parallel_transport(np.zeros((3, 3, 2, 2), complex), U, 0)
+    with pytest.raises(ValueError, match="direction"):
+        sm.parallel_transport(np.zeros((1, 3, 3, 2, 2), complex), U, 2)
+
+
+def test_term_paths_close_loops_and_weights():
+    shape = (4, 3, 2)
+    for mu in range(3):
+        for term, count in (("plaquette", 4), ("rectangle", 12)):
+            paths = sm.term_paths(term, mu, shape)
+            assert len(paths) == count
+            for p in paths:  # every staple runs from x to x + mu
+                disp = np.zeros(3, int)
+                for st in p:
+                    disp[abs(st) - 1] += np.sign(st)
+                assert list(disp) == [int(d == mu) for d in range(3)]
+    assert sm.layer_weights(0.1, ("plaquette",)).shape == (1, 1)
+    assert sm.layer_weights([[0.1, 0.2]] * 3, ("plaquette", "rectangle")).shape == (3, 2)
+    assert sm.check_terms("rectangle") == ("rectangle",)
+    with pytest.raises(ValueError, match="distinct"):
+        sm.check_terms(("plaquette", "plaquette"))
 
 
 # ----------------------------------------------------------------------------- staples
@@ -220,17 +309,17 @@ def test_su3_exponential_coefficients(c1, rng):
         lam = np.sort(np.roots([1.0, 0.0, -c1, -c0]).real)
         Wq = groups.haar_su(rng, 3)
         Q = Wq @ np.diag(lam) @ _dag(Wq)
-        f, b1, b2 = sm._su3_coefficients(c0, c1)
+        f, b1, b2 = stout_smearing._su3_coefficients(c0, c1)
         E = f[0] * np.eye(3) + f[1] * Q + f[2] * Q @ Q
         np.testing.assert_allclose(E, scipy.linalg.expm(1j * Q), atol=3e-15)
         if c1 > 1e-5:
             h = 1e-6 * c1
-            fp, _, _ = sm._su3_coefficients(c0, c1 + h)
-            fm, _, _ = sm._su3_coefficients(c0, c1 - h)
+            fp, _, _ = stout_smearing._su3_coefficients(c0, c1 + h)
+            fm, _, _ = stout_smearing._su3_coefficients(c0, c1 - h)
             np.testing.assert_allclose(np.subtract(fp, fm) / (2 * h), b1, rtol=1e-6, atol=1e-9)
             h0 = 1e-6 * max(abs(c0), 1e-3)
-            fp, _, _ = sm._su3_coefficients(c0 + h0, c1)
-            fm, _, _ = sm._su3_coefficients(c0 - h0, c1)
+            fp, _, _ = stout_smearing._su3_coefficients(c0 + h0, c1)
+            fm, _, _ = stout_smearing._su3_coefficients(c0 - h0, c1)
             np.testing.assert_allclose(np.subtract(fp, fm) / (2 * h0), b2, rtol=1e-6, atol=1e-9)
 
 
@@ -558,7 +647,7 @@ def test_bad_input_is_explained(rng):
 
 
 def test_parallel_and_serial_kernels_agree(rng, monkeypatch):
-    """Large fields run the parallel drivers, small ones the serial range kernels: same numbers."""
+    """Large fields run the kernels on all threads, small ones on one thread: same numbers."""
     U = sun.hot_start(rng, (2, 3, 2, 2), 3, batch=2)
     terms, rho = ("plaquette", "rectangle", "polyakov_time"), np.array([[0.1, -0.02, 0.05], [0.07, 0.01, 0.0]])
 
@@ -571,7 +660,7 @@ def test_parallel_and_serial_kernels_agree(rng, monkeypatch):
         return [S.value, Ut.grad, rt.grad, sm.smeared_force(U, rho=rho, terms=terms, beta=1.0, batched=True), flow.energy_plaquette, flow.links]
 
     serial = everything()
-    monkeypatch.setattr(sm, "_PARALLEL_MIN_LINKS", 0)
+    monkeypatch.setitem(_threads.PARALLEL_MIN, "smearing", 0)
     parallel = everything()
     for a, b in zip(serial, parallel):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

@@ -45,6 +45,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import smearing
+from ..theories import improved
 from ..autodiff import ops, optim
 from ..autodiff.nn import Module
 from ..autodiff.tensor import Parameter, as_value, no_grad
@@ -56,7 +57,7 @@ class StoutLayer(Module):
     """One trainable stout layer: ``U -> exp(TA(sum_k rho_k C^(k) U^+)) U`` with ``rho`` a Parameter ``(n_terms,)``."""
 
     def __init__(self, terms=("plaquette",), *, rho=0.0):
-        self.terms = smearing._check_terms(terms)
+        self.terms = smearing.check_terms(terms)
         values = np.broadcast_to(np.asarray(rho, dtype=np.float64), (len(self.terms),))
         self.rho = Parameter(np.array(values), name="rho")
 
@@ -79,7 +80,7 @@ class CovariantNet(Module):
     def __init__(self, n_layers: int, *, terms=("plaquette",), rho=0.0, beta: float, c1: float = 0.0, train_beta: bool = True):
         if isinstance(n_layers, bool) or int(n_layers) != n_layers or n_layers < 0:
             raise ValueError(f"n_layers must be an integer >= 0, got {n_layers!r}")
-        self.terms = smearing._check_terms(terms)
+        self.terms = smearing.check_terms(terms)
         self.layers = [StoutLayer(self.terms, rho=rho) for _ in range(int(n_layers))]
         beta = float(beta)
         if not np.isfinite(beta):
@@ -98,7 +99,7 @@ class CovariantNet(Module):
 
     def smeared_gauge_action(self, U):
         """``S_g[U^NN]`` per configuration (beta = 1), a Tensor ``(B,)``."""
-        return smearing.gauge_action_op(self.forward(U), beta=1.0, c1=self.c1, batched=True)
+        return improved.gauge_action_op(self.forward(U), beta=1.0, c1=self.c1, batched=True)
 
     def action(self, U):
         """``S_theta[U] = beta_theta S_g[U^NN] + s_theta`` per configuration, a Tensor ``(B,)``."""
@@ -139,13 +140,13 @@ class CovariantNet(Module):
     def md_action(self, U) -> float:
         """``S_theta`` of one configuration (no tape): :func:`latticeml.smearing.smeared_action`."""
         if not self.layers:
-            return self.beta_value * smearing.gauge_action(U, beta=1.0, c1=self.c1) + self.offset_value
+            return self.beta_value * improved.gauge_action(U, beta=1.0, c1=self.c1) + self.offset_value
         return smearing.smeared_action(U, rho=self.rho, terms=self.terms, beta=self.beta_value, c1=self.c1) + self.offset_value
 
     def md_force(self, U) -> np.ndarray:
         """Force of ``S_theta`` w.r.t. the thin links (no tape): :func:`latticeml.smearing.smeared_force`."""
         if not self.layers:
-            return smearing.gauge_force(U, beta=self.beta_value, c1=self.c1)
+            return improved.gauge_force(U, beta=self.beta_value, c1=self.c1)
         return smearing.smeared_force(U, rho=self.rho, terms=self.terms, beta=self.beta_value, c1=self.c1)
 
     def __repr__(self):
