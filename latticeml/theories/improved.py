@@ -23,6 +23,17 @@ Fields and conventions
   ``F = -(beta/2N) TA(sum_k c_k C^(k) U^+)``, ``C^(k)`` the staple sums of the loop terms
   (:mod:`latticeml.smearing.paths`). For U(1) the force is ``dS/dtheta``.
 
+The theories
+------------
+:class:`ImprovedU1` and :class:`ImprovedSUN` share the fields of the Wilson theories
+(:class:`latticeml.theories.u1.U1Fields`, :class:`latticeml.theories.sun.SUNFields`) and take
+their action and force from here; ``make_theory(name, shape, beta=..., action="iwasaki")``
+(``"luscher-weisz"``, or ``c1=...``; :func:`rectangle_coefficient`) builds them for u1, su2, su3
+and sun. They have no local updates (the rectangles through a link break the checkerboard of the
+Wilson sweeps), so Metropolis and the heatbath refuse them and HMC samples them.
+:class:`SmearedSUN` is the molecular-dynamics action of self-learning HMC: the improved action of
+stout-smeared links (:mod:`latticeml.smearing`).
+
 The loops are walked by the generic path kernels of :mod:`latticeml.smearing.paths`
 (:func:`~latticeml.smearing.paths.loop_action` with the terms and weights of
 :func:`~latticeml.smearing.paths.improved_terms`: one code path for every D, N and U(1)).

@@ -27,9 +27,21 @@ Inside the kernels the links are viewed as ``(B, D, V, N, N)`` with the sites fl
 and the neighbour tables of :mod:`latticeml.lattice`, so one kernel serves every D. The kernels
 here work one site at a time for any N, built on the small matrix routines of
 :mod:`latticeml._linalg` (the per-link staple :func:`staple_into` is what local updates use).
-For N = 3, where the time goes, the public functions call :mod:`latticeml.theories.su3_fast`
-instead: the same numbers (to rounding) from kernels vectorised over many sites in
-structure-of-arrays form.
+For N = 3 on lattices large enough for it to pay (``su3_fast.applies``: 2048 sites or more),
+where the time goes, the public functions call :mod:`latticeml.theories.su3_fast` instead: the
+same numbers (to rounding) from kernels vectorised over many sites in structure-of-arrays form,
+which take ~25 s more to compile with an empty Numba cache than a small run saves.
+
+The theory as one unit
+----------------------
+:class:`SUNFields` holds what every SU(N) gauge theory shares (links, Haar and cold starts, su(N)
+momenta with ``K = -tr P^2``, the molecular-dynamics drift :func:`evolve`, the observables:
+plaquette, Polyakov loop, 2x2 Wilson loop). :class:`SUN` (registered as ``"sun"``, with
+:class:`SU2` and :class:`SU3` as ``"su2"`` and ``"su3"``; :mod:`latticeml.theories.base`) adds the
+Wilson action and its local updates, whose kernels (Metropolis, Creutz/Kennedy-Pendleton and
+Cabibbo-Marinari heatbath, overrelaxation) are in :mod:`latticeml.theories.sun_local`. The
+improved (plaquette + rectangle) actions are theories of their own,
+:class:`latticeml.theories.improved.ImprovedSUN`.
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import groups
-from .._linalg import add_into, adj_mul, mat_mul, mat_mul_adj, re_trace_mul_adj, traceless_antihermitian_into
+from .._linalg import add_into, adj_mul, copy_into, mat_mul, mat_mul_adj, re_trace_mul_adj, traceless_antihermitian_into
 from .._threads import n_chunks, parallel_threads
 from ..checks import check_rng, finite_float, gauge_links
 from ..lattice import _planes_array, check_shape, neighbour_table, planes
@@ -148,13 +160,17 @@ def _plaquette_generic(U, fwd, plane_list, nchunk, field, store, sums):
 
 @njit(cache=True)
 def _staple_or_force_at(U, fwd, bwd, mu, s, scale, want_force, out, a, m, work):
-    """out = A_mu(s), or scale * TA(U_mu(s) A_mu(s)) if want_force, for one configuration U (D, V, N, N)."""
+    """out = A_mu(s), or scale * TA(U_mu(s) A_mu(s)) if want_force, for one configuration U (D, V, N, N).
+
+    One call site of the inlined staple_into, not one per branch: it is most of the code, and
+    two copies of it doubled this kernel's compile time.
+    """
+    staple_into(U, fwd, bwd, mu, s, a, work)
     if want_force:
-        staple_into(U, fwd, bwd, mu, s, a, work)
         mat_mul(U[mu, s], a, m)
         traceless_antihermitian_into(m, scale, out)
     else:
-        staple_into(U, fwd, bwd, mu, s, out, work)
+        copy_into(a, out)
 
 
 @njit(parallel=True, cache=True)
@@ -184,7 +200,7 @@ def _plaquette_sums(U, batched, check, store):
     field = np.empty((B, len(plane_list), V) if store else (B, 0, 0))
     sums = np.empty(B)
     with parallel_threads("sun", B * V):
-        if links.N == 3:
+        if su3_fast.applies(links.N, B * V):
             su3_fast.plaquette_sums(links.flat, links.shape, field, store, sums)
         else:
             fwd, _ = neighbour_table(links.shape)
@@ -223,7 +239,7 @@ def _staples_or_force(U, batched, check, beta, want_force):
     scale = beta / (2.0 * links.N)
     out = np.empty_like(links.flat)
     with parallel_threads("sun", links.B * links.V):
-        if links.N == 3:
+        if su3_fast.applies(links.N, links.B * links.V):
             su3_fast.staples_or_force(links.flat, links.shape, scale, want_force, out)
         else:
             fwd, bwd = neighbour_table(links.shape)
