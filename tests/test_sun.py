@@ -75,8 +75,20 @@ def ref_action(U, beta):
 # ----------------------------------------------------------------------------- kernels vs reference
 
 
+@pytest.fixture(params=["su3_fast", "per-site"])
+def su3_path(request, monkeypatch):
+    """Run a test with SU(3) on the structure-of-arrays path (su3_fast) at every size, then on the per-site one."""
+    monkeypatch.setattr(su3_fast, "MIN_SITES", 0 if request.param == "su3_fast" else 1 << 62)
+    return request.param
+
+
+def test_su3_fast_path_is_taken_from_min_sites():
+    assert su3_fast.applies(3, su3_fast.MIN_SITES) and not su3_fast.applies(3, su3_fast.MIN_SITES - 1)
+    assert not su3_fast.applies(2, 1 << 20) and not su3_fast.applies(4, 1 << 20)
+
+
 @pytest.mark.parametrize("N, shape", CASES)
-def test_kernels_match_numpy_reference(N, shape, rng):
+def test_kernels_match_numpy_reference(N, shape, rng, su3_path):
     U = sun.hot_start(rng, shape, N)
     P = ref_plaquettes(U)
     np.testing.assert_allclose(sun.plaquette_field(U), P, atol=1e-13)
@@ -87,7 +99,7 @@ def test_kernels_match_numpy_reference(N, shape, rng):
 
 
 @pytest.mark.parametrize("N, shape", [(3, (4, 3, 4)), (2, (4, 4))])
-def test_batched_equals_one_by_one(N, shape, rng):
+def test_batched_equals_one_by_one(N, shape, rng, su3_path):
     U = sun.hot_start(rng, shape, N, batch=3)
     assert U.shape == (3, len(shape)) + shape + (N, N)
     np.testing.assert_allclose(sun.action(U, beta=1.5, batched=True), [sun.action(u, beta=1.5) for u in U], rtol=1e-13)
@@ -116,7 +128,7 @@ def test_su3_every_chunking_of_slabs(shape, rng):
 
 
 @pytest.mark.parametrize("shape", [(2, su3_fast.BLOCK + 5), (2, 3, su3_fast.BLOCK // 2 + 3)])
-def test_su3_planes_longer_than_a_block(shape, rng):
+def test_su3_planes_longer_than_a_block(shape, rng, su3_path):
     # the SU(3) kernels cut a plane's positions into blocks of BLOCK; blocks end mid-row here
     U = sun.hot_start(rng, shape, 3)
     np.testing.assert_allclose(sun.plaquette_field(U), ref_plaquettes(U), atol=1e-13)

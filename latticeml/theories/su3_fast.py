@@ -1,7 +1,8 @@
 """The SU(3) structure-of-arrays fast path of the Wilson kernels: plaquette sums, staples and force.
 
-:mod:`latticeml.theories.sun` calls this module for N = 3 (where the time goes); it computes the
-same numbers as sun's per-site kernels for any N, to rounding. Two entry points:
+:mod:`latticeml.theories.sun` calls this module for N = 3 on lattices of ``MIN_SITES`` sites or more
+(where the time goes; :func:`applies`); it computes the same numbers as sun's per-site kernels for
+any N, to rounding. Two entry points:
 
 * :func:`plaquette_sums` -- ``sums[b] = sum_{x, mu<nu} Re tr U_P(x) / 3`` and, if asked, the field
   ``Re tr U_P(x) / 3`` of every plane and site;
@@ -68,7 +69,21 @@ from .._linalg import (
 )
 from ..lattice import neighbour_table
 
-__all__ = ["BLOCK", "plaquette_sums", "staples_or_force"]
+__all__ = ["BLOCK", "MIN_SITES", "applies", "plaquette_sums", "staples_or_force"]
+
+#: Sites (B * V) from which sun's public functions take this path for N = 3. Below it the per-site
+#: kernels of :mod:`latticeml.theories.sun` serve: on a 4^4 lattice they are as fast for the
+#: plaquette and 2.5x slower for the force (0.1 vs 0.2 ms, 1.0 vs 0.4 ms on one thread), but
+#: this path's kernels take ~25 s more to compile with an empty Numba cache, which a small run
+#: never earns back (at 0.6 ms per force call that is 40 000 calls). From 8^4 on this path is
+#: 1.6x (plaquette) to 4x (force) faster. Measured with benchmarks/bench_coldstart.py and a
+#: 1-thread timing of both paths at 2^4 .. 8^4 (shared 2-core machine).
+MIN_SITES = 2048
+
+
+def applies(N: int, n_sites: int) -> bool:
+    """Whether sun's public functions use this path: SU(3) on at least ``MIN_SITES`` sites (batch included)."""
+    return N == 3 and n_sites >= MIN_SITES
 
 
 BLOCK = 128  # positions per block (see the module docstring)
