@@ -62,22 +62,57 @@ extensions = [
 strict_docstrings = os.environ.get("LATTICEML_DOCS_STRICT", "0") == "1"
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "jupyter_execute"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "jupyter_execute", "api/modules.rst"]
 templates_path = ["_templates"]
+
+# --- Lectures --------------------------------------------------------------------------------------
+# The notebooks of lectures/ are executed here, two at a time, into docs/lectures/ (generated, not
+# committed); Sphinx then renders those executed copies. A cell that raises stops the build.
+import latticeml_docs  # noqa: E402  (docs/_ext)
+
+latticeml_docs.execute_lectures(
+    sorted((ROOT / "lectures").glob("[0-9][0-9]_*.ipynb")),
+    DOCS / "lectures",
+    jobs=int(os.environ.get("LATTICEML_DOCS_JOBS", min(os.cpu_count() or 1, 4))),
+)
 
 # --- MyST / MyST-NB --------------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
-nb_execution_mode = "force"  # every build runs every lecture (FAST mode): outputs are never stale
+nb_execution_mode = "force"  # the MyST notebooks of docs/ (getting_started.md) run at every build
+nb_execution_excludepatterns = ["lectures/*"]  # executed above, in parallel
 nb_execution_timeout = 600  # per cell
 nb_execution_raise_on_error = True  # a lecture that raises fails the build
 nb_execution_show_tb = True  # ... and the log shows the traceback
 nb_merge_streams = True
+nb_render_markdown_format = "myst"  # Markdown outputs (lecture 02's table) with tables and math
 nb_kernel_rgx_aliases = {".*": "python3"}
 
 # --- API reference ---------------------------------------------------------------------------------
-autosummary_generate = True  # stubs under docs/api/generated/ (not committed)
-autosummary_ignore_module_all = False  # a module's public names are its __all__
+# Every public module (no part of its dotted name starts with "_"), found by walking the package
+# now, so the reference follows the layout of the code without a list to keep up to date. The table
+# goes to docs/api/modules.rst (generated, not committed), which api/index.md includes; autosummary
+# writes one page per module under docs/api/generated/ (not committed either).
+def _public_modules() -> list[str]:
+    import pkgutil
+
+    def unimportable(name):  # a package that does not import would silently lose its pages
+        raise ImportError(f"docs: cannot import {name} to list its modules")
+
+    names = ["latticeml"]
+    for info in pkgutil.walk_packages(latticeml.__path__, prefix="latticeml.", onerror=unimportable):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return sorted(names)
+
+
+(DOCS / "api" / "modules.rst").write_text(
+    ".. This file is written by docs/conf.py at every build: do not edit.\n\n"
+    ".. autosummary::\n   :toctree: generated\n   :recursive:\n   :nosignatures:\n\n"
+    + "".join(f"   {name}\n" for name in _public_modules())
+)
+autosummary_generate = ["api/modules.rst"]
+autosummary_ignore_module_all = True  # discover every public submodule (automodule still documents __all__)
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
@@ -89,7 +124,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(np|numpy|scipy|matplotlib|numba|collections|typing|types|pathlib|os|argparse|"
                r"contextlib|dataclasses|abc|enum|io|tqdm|ArrayLike|NDArray)(\..*)?"),
     (r"py:class", r"(callable|Callable|Iterable|Iterator|Sequence|Mapping|Path|Generator|ndarray|"
-                  r"optional|array_like|array|bool|int|float|complex|str|dict|list|tuple|None|object|"
+                  r"optional|array_like|array|string|bool|int|float|complex|str|dict|list|tuple|None|object|"
                   r"type|Any|Self|T|Literal|NamedTuple|function|file-like|BaseException|Exception|"
                   r"ValueError|TypeError|RuntimeError)"),
 ]
@@ -98,6 +133,7 @@ nitpick_ignore_regex = [
 html_theme = "furo"  # no web fonts or scripts from outside: the site works offline
 html_title = f"latticeml {release}"
 html_static_path = ["_static"]
+html_favicon = "_static/favicon.svg"
 html_css_files = ["custom.css"]
 html_theme_options = {"navigation_with_keys": True}
 html_last_updated_fmt = None

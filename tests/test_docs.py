@@ -7,7 +7,8 @@ from a local ``http.server`` on 127.0.0.1 and opened in headless Chromium (Debia
 ``/usr/bin/chromium``, driven by Playwright without a downloaded browser). On every lecture page,
 the getting-started page and the API index the test asserts that
 
-* every image loaded (``naturalWidth > 0``) and a lecture page has figures at all;
+* every image loaded (``naturalWidth > 0``), a lecture page has figures at all, and no figure
+  is shown as the text ``<Figure size ...>`` (what IPython prints without its inline formatters);
 * the math rendered: every Sphinx math element holds MathJax output, MathJax reported no TeX
   error, and no raw ``$$`` / ``\\(`` / ``\\[`` delimiters are left in the text;
 * the console shows no error, no script raised, every request of the page succeeded, and no
@@ -17,7 +18,8 @@ Outside CI the test skips, with the reason, where the docs extra or Chromium is 
 (``pip install -e '.[docs]'``; ``apt-get install -y chromium``). In CI (``CI`` set) a missing
 piece is a failure, not a skip: ``.ci/run`` installs both.
 
-``LATTICEML_DOCS_SCREENSHOTS=DIR`` saves a full-page PNG of every checked page into DIR.
+``LATTICEML_DOCS_SCREENSHOTS=DIR`` saves a full-page PNG of every checked page into DIR;
+``LATTICEML_DOCS_SITE=DIR`` checks a site already built there instead of building one.
 """
 
 from __future__ import annotations
@@ -61,7 +63,13 @@ def _missing(reason: str):
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> pathlib.Path:
-    """Build the site once per session; fail with the end of Sphinx's log if the build fails."""
+    """Build the site once per session; fail with the end of Sphinx's log if the build fails.
+
+    ``LATTICEML_DOCS_SITE=DIR`` checks a site already built into DIR instead (while writing docs).
+    """
+    prebuilt = os.environ.get("LATTICEML_DOCS_SITE")
+    if prebuilt:
+        return pathlib.Path(prebuilt)
     for module, package in [("sphinx", "sphinx"), ("myst_nb", "myst-nb"), ("furo", "furo"), ("sphinxarg", "sphinx-argparse")]:
         try:
             __import__(module)
@@ -171,6 +179,7 @@ def test_page_in_browser(page_path, server, browser, tmp_path):
     try:
         page.goto(f"{server}/{page_path}", wait_until="load", timeout=60_000)
         images = page.evaluate(_IMAGES_JS)
+        figure_reprs = page.evaluate("() => document.body.innerText.split('<Figure size').length - 1")
         math = page.evaluate(_MATH_JS)
         page.wait_for_timeout(200)  # late console messages (MathJax font loads)
         shots = os.environ.get("LATTICEML_DOCS_SCREENSHOTS")
@@ -185,6 +194,7 @@ def test_page_in_browser(page_path, server, browser, tmp_path):
     assert not page_errors, f"{page_path}: uncaught script errors: {page_errors}"
     assert not console_errors, f"{page_path}: console errors: {console_errors}"
 
+    assert figure_reprs == 0, f"{page_path}: {figure_reprs} figure(s) shown as the text '<Figure size ...>' instead of an image"
     broken = [i["src"] for i in images if not (i["complete"] and i["width"] > 0)]
     assert not broken, f"{page_path}: images that did not load: {broken}"
     if page_path.startswith("lectures/") or page_path == "getting_started.html":
