@@ -22,22 +22,25 @@ import numba
 __all__ = ["PARALLEL_MIN", "parallel_threads", "single_threaded", "n_chunks"]
 
 #: Work items (sites, links, matrices: what the kernel's ``prange`` runs over, batch included)
-#: below which a kernel family runs on one thread. Where measured: ``bench_threads.py`` on the
-#: shared 2-core machine (see benchmarks/RESULTS.md, "Thread thresholds"), the first size at which
-#: two threads beat one by more than the run-to-run scatter.
+#: below which a kernel family runs on one thread. Each comment says where the value was measured.
+#: ``benchmarks/bench_threads.py`` (1 against 2 threads over lattice sizes, interleaved rounds) was
+#: run on 2026-12-03 at 16:58 UTC at load average ~10 on the shared 2-core machine (six agents'
+#: jobs): there a parallel region waits 15-240 ms for a descheduled worker at every size while one
+#: thread takes 0.02-30 ms, so two threads lost everywhere and that run could not place any
+#: threshold (none was changed). Rerun it on a quiet machine to place them.
 PARALLEL_MIN = {
     # theories: action, plaquette and force kernels (sites B * V)
-    "phi4": 1024,  # crossover ~1000 sites (bench_threads / bench_foundation, phi^4 16^2 .. 256^2)
-    "u1": 1024,  # crossover ~1000 sites (bench_threads, U(1) 16^2 .. 256^2)
-    "sun": 64,  # crossover 32-64 sites (bench_threads, SU(3) 2^4 .. 8^4: 3x3 products are heavy)
+    "phi4": 1024,  # crossover ~1000 sites: issue-2 measurements (bench_foundation, phi^4 16^2 .. 256^2)
+    "u1": 1024,  # crossover ~1000 sites: issue-2 measurements (bench_foundation, U(1) 16^2 .. 256^2)
+    "sun": 64,  # crossover 32-64 sites: issue-2 measurements (SU(3) 2^4 .. 8^4: 3x3 products are heavy)
     # local updates: sites (links at fixed mu) of one checkerboard colour
     "local_phi4": 2048,  # bench_local_updates.py --crossover: 1.3-1.4x below, 1.8-2x from 64^2 up
     "local_u1": 2048,  # bench_local_updates.py --crossover
     "local_sun": 256,  # bench_local_updates.py --crossover (SU(3) 4^4 gains 1.3x, 8^4 1.8x)
     # group algebra: SU(N) matrices checked for unitarity, exponentiated or re-unitarised
-    "matrices": 256,  # bench_threads: the unitarity check of SU(3) links
+    "matrices": 256,  # groups' unitarity check (commit 404d84b, 2026-11-22); no table of sizes was kept
     # smearing, gradient flow and improved actions: links B * D * V (generic path kernels)
-    "smearing": 8192,  # bench_threads: stout forward on SU(3) links, 4^4 (1024 links) .. 8^4
+    "smearing": 8192,  # the old smearing._PARALLEL_MIN_LINKS ("thread start-up costs more than a 4^4 lattice's work"); no table kept
 }
 
 
