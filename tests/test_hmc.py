@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import pytest
 import scipy.linalg
-from test_integrators import THEORIES, rough_start as _start, theory_for as _theory
+from test_integrators import THEORIES, rough_start, theory_for
 
 from latticeml import groups
 from latticeml.samplers import hmc
@@ -63,7 +63,7 @@ def test_sun_evolve_removes_drift(N):
 
 @pytest.mark.parametrize("key", ["su2", "su3"])
 def test_links_stay_special_unitary_along_a_chain(key):
-    theory = _theory(key)
+    theory = theory_for(key)
     s = hmc.sampler(theory, step_size=0.1, n_steps=10, integrator="omelyan")
     state = s.init(theory.hot_start(np.random.default_rng(0)))
     rng = np.random.default_rng(1)
@@ -79,9 +79,9 @@ def test_links_stay_special_unitary_along_a_chain(key):
 
 
 def test_step_info_and_cached_state():
-    theory = _theory("u1")
+    theory = theory_for("u1")
     s = hmc.sampler(theory, trajectory_length=1.0, n_steps=8, integrator="omelyan")
-    state = s.init(_start(theory))
+    state = s.init(rough_start(theory))
     assert state.action == theory.action(state.field)
     np.testing.assert_array_equal(state.force, theory.force(state.field))
     rng = np.random.default_rng(5)
@@ -105,8 +105,8 @@ def test_step_info_and_cached_state():
 
 def test_delta_H_is_the_hamiltonian_difference_of_the_trajectory():
     # replay the step by hand with a copy of the generator: same momenta, same end point, same dH
-    theory = _theory("su2")
-    state = hmc.init(_start(theory), theory)
+    theory = theory_for("su2")
+    state = hmc.init(rough_start(theory), theory)
     rng = np.random.default_rng(11)
     replay = np.random.default_rng(11)
     new, info = hmc.step(rng, state, theory, step_size=0.2, n_steps=5, integrator="leapfrog")
@@ -121,8 +121,8 @@ def test_delta_H_is_the_hamiltonian_difference_of_the_trajectory():
 
 
 def test_huge_steps_are_rejected():
-    theory = _theory("phi4")
-    state = hmc.init(_start(theory), theory)
+    theory = theory_for("phi4")
+    state = hmc.init(rough_start(theory), theory)
     with np.errstate(over="ignore", invalid="ignore"):  # the unstable trajectory overflows
         new, info = hmc.step(np.random.default_rng(0), state, theory, step_size=3.0, n_steps=10)
     assert not info.accepted and info.acceptance == 0.0 and new is state
@@ -132,15 +132,15 @@ def test_huge_steps_are_rejected():
 
 @pytest.mark.parametrize("key", list(THEORIES))
 def test_step_is_pure(key):
-    theory = _theory(key)
-    state = hmc.init(_start(theory), theory)
+    theory = theory_for(key)
+    state = hmc.init(rough_start(theory), theory)
     field, force = state.field.copy(), state.force.copy()
     for seed in range(3):
         hmc.step(np.random.default_rng(seed), state, theory, step_size=0.1, n_steps=5, integrator="omelyan")
     np.testing.assert_array_equal(state.field, field)
     np.testing.assert_array_equal(state.force, force)
     # init copies: changing the caller's array afterwards does not change the state
-    start = _start(theory)
+    start = rough_start(theory)
     st = hmc.init(start, theory)
     start[...] = 0
     assert np.any(st.field != 0)
@@ -148,11 +148,11 @@ def test_step_is_pure(key):
 
 @pytest.mark.parametrize("key", ["phi4", "su3"])
 def test_same_seed_same_chain_bit_for_bit(key):
-    theory = _theory(key)
+    theory = theory_for(key)
     s = hmc.sampler(theory, step_size=0.1, n_steps=5)
 
     def chain(seed):
-        return run_chain(s, _start(theory), np.random.default_rng(seed), n_measure=12, n_therm=3, progress=False, keep_fields=True)
+        return run_chain(s, rough_start(theory), np.random.default_rng(seed), n_measure=12, n_therm=3, progress=False, keep_fields=True)
 
     a, b, c = chain(4), chain(4), chain(5)
     np.testing.assert_array_equal(a.fields, b.fields)
@@ -169,10 +169,10 @@ def test_trajectory_settings_rule():
     assert hmc.resolve_trajectory(step_size=0.1, n_steps=10) == (0.1, 10)
     assert hmc.resolve_trajectory(trajectory_length=1.0, n_steps=8) == (0.125, 8)
     assert hmc.resolve_trajectory(trajectory_length=1.0, step_size=0.1) == (0.1, 10)
-    s = hmc.sampler(_theory("phi4"), trajectory_length=2.0, step_size=0.25, integrator="omelyan")
+    s = hmc.sampler(theory_for("phi4"), trajectory_length=2.0, step_size=0.25, integrator="omelyan")
     assert s.name == "hmc"
     assert s.settings == {"step_size": 0.25, "n_steps": 8, "trajectory_length": 2.0, "integrator": "omelyan"}
-    assert s.init(_start(_theory("phi4"))).aux is None
+    assert s.init(rough_start(theory_for("phi4"))).aux is None
 
 
 @pytest.mark.parametrize(
@@ -197,12 +197,12 @@ def test_trajectory_settings_rule():
 )
 def test_bad_settings_raise(settings, error, match):
     with pytest.raises(error, match=match):
-        hmc.sampler(_theory("phi4"), **settings)
+        hmc.sampler(theory_for("phi4"), **settings)
 
 
 def test_bad_arguments_raise():
-    theory = _theory("phi4")
-    state = hmc.init(_start(theory), theory)
+    theory = theory_for("phi4")
+    state = hmc.init(rough_start(theory), theory)
     with pytest.raises(ValueError, match="step_size must be a positive number"):
         hmc.step(np.random.default_rng(0), state, theory, step_size=0.0, n_steps=3)
     with pytest.raises(ValueError, match="unknown integrator"):
