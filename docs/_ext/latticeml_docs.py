@@ -27,6 +27,7 @@ import pathlib
 from docutils import nodes
 from sphinx.util import logging as sphinx_logging
 from sphinx.util.logging import get_node_location
+from sphinx.util.nodes import make_refnode
 
 logger = sphinx_logging.getLogger(__name__)
 
@@ -139,6 +140,14 @@ def existing_but_undocumented(app, env, node, contnode):
         parent = module.rpartition(".")[0]
         if parent:
             candidates.append(f"{parent}.{target}")
+    # an unqualified name out of its module's context (a module's first docstring line in the
+    # autosummary table of the API index): link it when exactly one documented object has that name
+    if "." not in target:
+        py = env.get_domain("py")
+        matches = [name for name in py.objects if name.rpartition(".")[2] == target and name.startswith("latticeml")]
+        if len(matches) == 1:
+            entry = py.objects[matches[0]]
+            return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, matches[0])
     for dotted in candidates:
         if dotted.startswith("latticeml") and _resolve(dotted) is not None:
             return contnode
