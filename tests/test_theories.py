@@ -260,3 +260,16 @@ def test_backend_seam():
         make_theory("phi4", (4, 4), m2=1.0, lam=0.0, backend="tpu")
     with pytest.raises(ValueError, match="has no kernels for 'fermions'; it has: "):
         backends.kernels("fermions", "cpu")
+
+
+def test_sweeps_refuse_arrays_they_cannot_update_in_place(rng):
+    """A strided view or another dtype would be copied by the kernel's reshape and the update lost."""
+    from latticeml.theories import phi4, sun_local, u1
+
+    phi = np.zeros((4, 8))[:, ::2]  # a strided view
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        phi4.metropolis_sweep(rng, phi, m2=1.0, lam=0.0, step_size=0.5, hits=1)
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        u1.heatbath_sweep(rng, np.zeros((2, 4, 4), dtype=np.float32), beta=1.0)
+    with pytest.raises(ValueError, match="C-contiguous complex128"):
+        sun_local.overrelax_sweep(np.asfortranarray(make_theory("su2", (4, 4), beta=1.0).cold_start()))
