@@ -6,7 +6,7 @@ phi^4 part of Albergo et al., "Introduction to normalizing flows for lattice fie
 arXiv:2101.08176.
 
     import numpy as np
-    from latticeml.theories.models import Phi4
+    from latticeml.theories.phi4 import Phi4
     from latticeml import flows
 
     theory = Phi4((8, 8), m2=-4.0, lam=8.0)
@@ -27,8 +27,10 @@ Modules (shapes: fields ``(B, *shape)``, per-configuration quantities ``(B,)``):
 ``metrics``     effective sample size, reweighting, reverse KL, expected acceptance
 ``training``    reverse-KL self-training with Adam, telemetry, checkpoints, resume
 ``mcmc``        flow-based MCMC (independence Metropolis), batched and as a ``Sampler``
-``cli``         ``latticeml flow train`` / ``latticeml flow sample``
 ==============  ===========================================================================
+
+The command line ``latticeml flow train`` / ``latticeml flow sample`` lives in
+:mod:`latticeml.cli.flow`; nothing here imports the command line.
 """
 
 from .coupling import AffineCoupling, coupling_op  # noqa: F401
