@@ -73,12 +73,109 @@ def test_out_measure_and_resume(tmp_path, capsys):
         (["sample", "u1", "--shape", "4,4", "--beta", "1", "--n", "0"], "--n"),
         (["sample", "su2", "--shape", "4,4", "--beta", "1", "--instanton-every", "2"], "instanton"),
         (["measure", "no_such_file.npz"], "no such file"),
+        # the issue's defects and their relatives
+        (["sample", "u1", "--shape", "8,8", "--beta", "nan"], "--beta must be a finite number"),
+        (["sample", "u1", "--shape", "8,8", "--beta", "-inf"], "--beta=-1e5"),
+        (["sample", "su3", "--shape", "4,4", "--beta", "1e400"], "--beta must be a finite number"),
+        (["sample", "u1", "--shape", "8,8", "--beta", "two"], "--beta expected a number, got 'two'"),
+        (["sample", "phi4", "--shape", "8,8", "--m2", "1", "--lam", "-8"], "lam must be >= 0"),
+        (["sample", "u1", "--shape", "8,8,x", "--beta", "1"], "'x' is not an integer"),
+        (["sample", "u1", "--shape", "8,,8", "--beta", "1"], "--shape"),
+        (["sample", "u1", "--shape", "8,1", "--beta", "1"], "extent >= 2"),
+        (["sample", "u1", "--shape", "5,5", "--beta", "1", "--algorithm", "heatbath"], "even"),
+        (["sample", "u1", "--shape", "4,4", "--beta", "1", "--integrator", "verlet"], "verlet"),
+        (["sample", "u1", "--shape", "4,4", "--beta", "1", "--lam", "1"], "takes no --lam"),
+        (["sample", "sun", "--shape", "4,4", "--beta", "1"], "--N"),
+        (["sample", "su2", "--shape", "4,4", "--beta", "1", "--action", "iwasaki", "--c1=-0.2"], "not allowed with"),
+        (["sample", "su2", "--shape", "4,4", "--beta", "1", "--action", "symanzik"], "--action must be one of"),
+        (["sample", "su2", "--shape", "4,4", "--beta", "1", "--action", "iwasaki", "--algorithm", "heatbath"], "hmc"),
+        (["sample", "u1", "--shape", "4,4", "--beta", "1", "--seed", "-1"], "--seed"),
+        (["sample", "u1", "--shape", "4,4", "--beta", "1", "--step", "1e-300"], "--nsteps"),
+        (["sample", "u1", "--shape", "100000,100000", "--beta", "1"], "GiB"),
+        (["sample", "su3", "--shape", "64,64,64,64", "--beta", "6", "--n", "100000", "--out", "x.npz"], "or --n"),
+        (["sample", "u1", "--shape", "4,4", "--beta", "1", "--out", "no_such_folder/ens.npz"], "does not exist"),
+        (["sample", "u1", "--shape", "4,4", "--beta", "1", "--resume", "no_such_checkpoint.npz"], "no such file"),
+        (["sample", "u1", "--shape", "4,4", "--beta", "1", "--bogus"], "unrecognized arguments: --bogus"),
+        (["samp"], "invalid choice"),
     ],
 )
 def test_user_errors_are_one_line(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") == 1
+    assert err.startswith("latticeml: error: ")
+
+
+def test_out_into_a_missing_folder_creates_nothing_and_runs_nothing(tmp_path, capsys):
+    out = tmp_path / "missing" / "ens.npz"
+    assert main(["sample", "u1", "--shape", "4,4", "--beta", "1", "--n", "5", "--quiet", "--out", str(out)]) == 2
+    assert "create it first" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "folder").mkdir()
+    assert main(["sample", "u1", "--shape", "4,4", "--beta", "1", "--quiet", "--out", str(tmp_path / "folder")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_memory_estimate_counts_field_momenta_force_and_kept_configurations():
+    from latticeml.cli.sample import estimated_bytes
+
+    V = 8**4
+    assert estimated_bytes("su3", (8, 8, 8, 8), {}, 0) == 3 * 4 * V * 9 * 16
+    assert estimated_bytes("sun", (8, 8, 8, 8), {"N": 4}, 10) == 13 * 4 * V * 16 * 16
+    assert estimated_bytes("u1", (16, 16), {}, 0) == 3 * 2 * 256 * 8
+    assert estimated_bytes("phi4", (16, 16), {}, 2) == 5 * 256 * 8
+    # the u1 field itself is what numpy would allocate
+    import numpy as np
+
+    from latticeml.theories import make_theory
+
+    theory = make_theory("u1", (6, 4), beta=1.0)
+    assert estimated_bytes("u1", (6, 4), {}, 0) == 3 * theory.cold_start().nbytes
+
+
+@pytest.mark.parametrize("name", ["measure", "resume"])
+@pytest.mark.parametrize("kind", ["text", "plain_npz", "truncated", "folder", "ensemble_as_checkpoint"])
+def test_broken_files_are_one_line(tmp_path, capsys, name, kind):
+    ens = tmp_path / "ens.npz"
+    assert main(["sample", "u1", "--shape", "4,4", "--beta", "1", "--n", "3", "--therm", "0", "--quiet", "--json", "--out", str(ens)]) == 0
+    capsys.readouterr()
+    path = tmp_path / "bad.npz"
+    if kind == "text":
+        path.write_text("hello\n")
+    elif kind == "plain_npz":
+        np.savez(path, configs=np.zeros((2, 2, 4, 4)))
+    elif kind == "truncated":
+        path.write_bytes(ens.read_bytes()[:300])
+    elif kind == "folder":
+        path.mkdir()
+    else:  # an ensemble where a checkpoint is expected, and a checkpoint where an ensemble is
+        path = ens if name == "resume" else tmp_path / "ens.ckpt.npz"
+    argv = ["measure", str(path)] if name == "measure" else ["sample", "u1", "--shape", "4,4", "--beta", "1", "--quiet", "--resume", str(path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("latticeml: error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, c1",
+    [
+        (["su2", "--shape", "4,4", "--beta", "2", "--action", "iwasaki"], -0.331),
+        (["su2", "--shape", "4,4", "--beta", "2", "--action", "luscher-weisz"], -1 / 12),
+        (["u1", "--shape", "4,4", "--beta", "2", "--c1=-0.2"], -0.2),
+    ],
+    ids=["su2-iwasaki", "su2-luscher-weisz", "u1-c1"],
+)
+def test_improved_actions_from_the_command_line(capsys, argv, c1):
+    """--action / --c1 reach make_theory: the chain samples the improved action it reports."""
+    from latticeml.theories import make_theory
+
+    out = _json(capsys, ["sample", *argv, "--n", "4", "--therm", "2", "--seed", "3", "--quiet", "--json"])
+    assert out["params"]["c1"] == pytest.approx(c1, rel=1e-12)
+    couplings = {k: v for k, v in out["params"].items() if k in ("beta", "action", "c1")}
+    theory = make_theory(out["theory"], out["params"]["shape"], **couplings)
+    assert theory.params["c1"] == pytest.approx(c1, rel=1e-12)
+    wilson = _json(capsys, ["sample", *argv[:5], "--n", "4", "--therm", "2", "--seed", "3", "--quiet", "--json"])
+    assert wilson["observables"] != out["observables"]  # a different action gives a different chain
 
 
 def test_resume_checkpoint_of_another_theory(tmp_path, capsys):
