@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pathlib
+import shutil
 
 from docutils import nodes
 from sphinx.util import logging as sphinx_logging
@@ -55,7 +56,8 @@ def _execute_notebook(src: str, dst: str) -> float:
 
 
 def execute_lectures(sources, outdir, *, jobs: int) -> None:
-    """Execute every notebook of ``sources`` into ``outdir`` (same names), ``jobs`` at a time.
+    """Execute every notebook of ``sources`` into ``outdir`` (same names), ``jobs`` at a time
+    (``jobs=0`` copies them unexecuted, with a warning: a quick build while writing the docs).
 
     The lectures are independent and mostly single-threaded in FAST mode, so two at a time halve
     the build on two cores. Any failure stops the build with the lecture's name and traceback.
@@ -69,6 +71,11 @@ def execute_lectures(sources, outdir, *, jobs: int) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     for stale in outdir.glob("*.ipynb"):
         stale.unlink()
+    if jobs == 0:  # a quick build while writing the docs: the lectures without their outputs
+        for src in sources:
+            shutil.copyfile(src, outdir / pathlib.Path(src).name)
+        logger.warning("lectures copied without running them (LATTICEML_DOCS_JOBS=0): no outputs, no figures")
+        return
     # the longest lectures first, so the last one to finish is short
     sources = sorted(sources, key=lambda path: -pathlib.Path(path).stat().st_size)
     # fork: "spawn" would re-import the main module, which is sphinx itself under `python -m sphinx`
