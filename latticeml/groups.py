@@ -539,22 +539,28 @@ def project_su(M: np.ndarray, *, max_sweeps: int = 200, tol: float = 1e-14) -> n
 
 @njit(inline="always", cache=True)
 def _det(M):
-    """det of one (N, N) complex matrix: closed form for N = 2, 3 (the common cases), LU otherwise."""
-    n = M.shape[0]
-    if n == 2:
+    """det of one (N, N) complex matrix in closed form, N = 2 or 3 only.
+
+    No ``np.linalg.det`` fallback here on purpose: every kernel that inlines this (the SU(3)
+    exponential, the unitarity check) would compile Numba's LAPACK wrappers, which took about as
+    long as the rest of those kernels with an empty Numba cache. N >= 4 determinants are taken
+    in NumPy (:func:`unitarity_violation`).
+    """
+    if M.shape[0] == 2:
         return M[0, 0] * M[1, 1] - M[0, 1] * M[1, 0]
-    if n == 3:
-        return (
-            M[0, 0] * (M[1, 1] * M[2, 2] - M[1, 2] * M[2, 1])
-            - M[0, 1] * (M[1, 0] * M[2, 2] - M[1, 2] * M[2, 0])
-            + M[0, 2] * (M[1, 0] * M[2, 1] - M[1, 1] * M[2, 0])
-        )
-    return np.linalg.det(M)
+    return (
+        M[0, 0] * (M[1, 1] * M[2, 2] - M[1, 2] * M[2, 1])
+        - M[0, 1] * (M[1, 0] * M[2, 2] - M[1, 2] * M[2, 0])
+        + M[0, 2] * (M[1, 0] * M[2, 1] - M[1, 1] * M[2, 0])
+    )
 
 
 @njit(parallel=True, cache=True)
 def _violation(U, nchunk):
-    """(max |U U^dagger - 1|, max |det U - 1|) over the matrices of U (M, N, N), in nchunk chunks."""
+    """(max |U U^dagger - 1|, max |det U - 1|) over the matrices of U (M, N, N), in nchunk chunks.
+
+    The determinant part is computed for N = 2, 3 only (0 is returned for N >= 4; see _det).
+    """
     M, n, _ = U.shape
     worst = np.zeros((nchunk, 2))
     for c in prange(nchunk):
@@ -569,8 +575,9 @@ def _violation(U, nchunk):
                     if i == j:
                         acc -= 1.0
                     unit = max(unit, acc.real * acc.real + acc.imag * acc.imag)  # |.|^2: no sqrt per entry
-            d = _det(U[b]) - 1.0
-            det = max(det, d.real * d.real + d.imag * d.imag)
+            if n <= 3:
+                d = _det(U[b]) - 1.0
+                det = max(det, d.real * d.real + d.imag * d.imag)
         worst[c, 0] = unit
         worst[c, 1] = det
     return np.sqrt(worst[:, 0].max()), np.sqrt(worst[:, 1].max())
@@ -582,7 +589,10 @@ def unitarity_violation(U: np.ndarray) -> tuple[float, float]:
     if flat.shape[0] == 0:
         return 0.0, 0.0
     with parallel_threads("matrices", flat.shape[0]):
-        return _violation(flat, n_chunks(flat.shape[0]))
+        unit, det = _violation(flat, n_chunks(flat.shape[0]))
+    if flat.shape[-1] > 3:  # LU determinants in NumPy (see _det)
+        det = float(np.abs(np.linalg.det(flat) - 1.0).max())
+    return unit, det
 
 
 def check_special_unitary(U: np.ndarray, *, tol: float = 1e-10, name: str = "links") -> None:
