@@ -184,3 +184,31 @@ def test_resume_checkpoint_of_another_theory(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", "phi4", "--shape", "4,4", "--m2", "1", "--lam", "0", "--quiet", "--resume", str(ck)]) == 2
     assert "different chain" in capsys.readouterr().err
+
+
+def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint(tmp_path, capsys):
+    """Ctrl-C mid-chain: the checkpoint is written, the last stderr line says so, status 130, no traceback."""
+    import os
+    import signal
+    import threading
+
+    ck = tmp_path / "c.npz"
+    stop = threading.Event()
+
+    def interrupt_once_running():  # the first checkpoint (step 50) says the chain runs: compiling is over
+        if any(stop.wait(0.05) or ck.exists() for _ in range(2400)):
+            if not stop.is_set():
+                os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=interrupt_once_running)
+    thread.start()
+    try:
+        code = main(["sample", "u1", "--shape", "4,4", "--beta", "1", "--n", "100000000", "--therm", "0", "--quiet",
+                     "--checkpoint", str(ck), "--checkpoint-every", "50"])
+    finally:
+        stop.set()
+        thread.join()
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.splitlines()[-1].startswith("latticeml: interrupted")
+    assert io.load_checkpoint(ck).step > 0

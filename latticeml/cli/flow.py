@@ -233,7 +233,7 @@ def register(subparsers) -> None:
     t.add_argument("--m2", type=finite_float, help="phi^4 mass term m^2 (Albergo et al. 2019 form)")
     t.add_argument("--lam", type=finite_float, help="phi^4 quartic coupling lambda >= 0")
     t.add_argument("--steps", type=count(1), help="number of training steps (with --resume: the new total)")
-    t.add_argument("--batch", type=count(1), default=64, help="samples per step (default 64)")
+    t.add_argument("--batch", type=count(2), default=64, help="samples per step, >= 2 (default 64)")
     t.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
     t.add_argument("--layers", type=count(1), default=16, help="coupling layers (default 16)")
     t.add_argument("--hidden", default="8,8", help="hidden channels of each conv net (default 8,8)")
