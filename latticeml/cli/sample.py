@@ -21,6 +21,7 @@ memory the arrays need (:func:`estimated_bytes`).
 
 from __future__ import annotations
 
+import argparse
 import math
 
 from .common import (
@@ -28,7 +29,7 @@ from .common import (
     summarise, writable_file,
 )
 
-__all__ = ["register", "add_coupling_flags", "couplings_from_args", "estimated_bytes"]
+__all__ = ["register", "add_coupling_flags", "couplings_from_args", "field_bytes", "estimated_bytes"]
 
 #: HMC's trajectory when neither --step nor --nsteps is given: 10 steps of 0.1 (length 1).
 HMC_DEFAULT_STEP, HMC_DEFAULT_NSTEPS = 0.1, 10
@@ -96,7 +97,7 @@ def _convert(theory: str, p, text: str):
     if p.kind == "float":
         try:
             return finite_float(text)
-        except Exception as exc:  # argparse.ArgumentTypeError: its message names the problem
+        except argparse.ArgumentTypeError as exc:  # its message names the problem: "must be a finite number, ..."
             raise UserError(f"{flag} {exc}") from None
     if p.kind == "int":
         try:
