@@ -77,7 +77,7 @@ def test_out_measure_and_resume(tmp_path, capsys):
         (["sample", "u1", "--shape", "8,8", "--beta", "nan"], "--beta must be a finite number"),
         (["sample", "u1", "--shape", "8,8", "--beta", "-inf"], "--beta=-1e5"),
         (["sample", "su3", "--shape", "4,4", "--beta", "1e400"], "--beta must be a finite number"),
-        (["sample", "u1", "--shape", "8,8", "--beta", "two"], "--beta expected a number, got 'two'"),
+        (["sample", "u1", "--shape", "8,8", "--beta", "two"], "--beta must be a number, got 'two'"),
         (["sample", "phi4", "--shape", "8,8", "--m2", "1", "--lam", "-8"], "lam must be >= 0"),
         (["sample", "u1", "--shape", "8,8,x", "--beta", "1"], "'x' is not an integer"),
         (["sample", "u1", "--shape", "8,,8", "--beta", "1"], "--shape"),
