@@ -66,7 +66,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .._checks import finite_float
+from ..checks import finite_float
 from ..groups import wrap_angle
 from ..lattice import check_shape, neighbour_table
 from ..theories.u1 import U1
