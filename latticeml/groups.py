@@ -386,6 +386,40 @@ def random_near_identity(rng: np.random.Generator, N: int, size=(), *, spread: f
 
 
 @njit(inline="always", cache=True)
+def _det_lu(M):
+    """det of an (N, N) complex matrix by Gaussian elimination with partial pivoting, on a copy.
+
+    Written out rather than ``np.linalg.det``: this is inlined into every update kernel (through
+    :func:`reunitarize_into`), and ``np.linalg.det`` would make each of them compile Numba's LAPACK
+    wrappers, for every N, even where only the N = 2, 3 branches ever run.
+    """
+    n = M.shape[0]
+    A = M.copy()
+    det = 1.0 + 0.0j
+    for k in range(n):
+        p = k
+        best = abs(A[k, k])
+        for i in range(k + 1, n):
+            if abs(A[i, k]) > best:
+                p = i
+                best = abs(A[i, k])
+        if best == 0.0:
+            return 0.0j
+        if p != k:
+            for j in range(n):
+                t = A[k, j]
+                A[k, j] = A[p, j]
+                A[p, j] = t
+            det = -det
+        det *= A[k, k]
+        for i in range(k + 1, n):
+            f = A[i, k] / A[k, k]
+            for j in range(k + 1, n):
+                A[i, j] -= f * A[k, j]
+    return det
+
+
+@njit(inline="always", cache=True)
 def reunitarize_into(U):
     """Gram-Schmidt on the rows of U in place, then fix det = 1 (exactly for N = 3 via the cross product)."""
     n = U.shape[0]
@@ -409,7 +443,7 @@ def reunitarize_into(U):
         for j in range(n):
             U[i, j] /= nrm
     # general N: rows are orthonormal, det has modulus 1; rotate the last row's phase
-    det = np.linalg.det(U)
+    det = _det_lu(U)
     phase = (det / abs(det)).conjugate()
     for j in range(n):
         U[n - 1, j] *= phase
