@@ -80,23 +80,3 @@ def n_chunks(total: int, per_thread: int = 4) -> int:
     """
     return max(1, min(int(total), per_thread * numba.get_num_threads()))
 
-
-# Old names, kept until every module calls the ones above.
-def _threads_for(n_sites: int, min_sites: int):
-    return _threads_for_min(n_sites, min_sites)
-
-
-@contextlib.contextmanager
-def _threads_for_min(n_sites, min_sites):
-    old = numba.get_num_threads()
-    if old == 1 or n_sites >= min_sites:
-        yield
-        return
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
-
-
-_n_chunks = n_chunks

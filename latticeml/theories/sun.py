@@ -314,13 +314,25 @@ def _evolve_kernel(U, P, eps, nchunk):
         work1 = np.empty((n, n), dtype=np.complex128)
         work2 = np.empty((n, n), dtype=np.complex128)
         for m in range(c * M // nchunk, (c + 1) * M // nchunk):
-            for i in range(n):
-                for j in range(n):
-                    X[i, j] = eps * P[m, i, j]
-            groups.expm_algebra_into(X, E, work1, work2)
-            mat_mul(E, U[m], out[m])
-            groups.restore_special_unitary_into(out[m])
+            _drift_link(U[m], P[m], eps, out[m], X, E, work1, work2)
     return out
+
+
+@njit(cache=True)
+def _drift_link(U, P, eps, out, X, E, work1, work2):
+    """``out = exp(eps P) U``, re-unitarised, for one link (X, E, work1, work2: (N, N) scratch).
+
+    A function of its own, not inlined into the ``prange`` body of :func:`_evolve_kernel`: Numba's
+    parallel lowering of a loop body that holds every branch of the exponential by N costs ~8 s of
+    compilation more than compiling the body once here (bench_coldstart.py, SU(3) HMC).
+    """
+    n = U.shape[0]
+    for i in range(n):
+        for j in range(n):
+            X[i, j] = eps * P[i, j]
+    groups.expm_algebra_into(X, E, work1, work2)
+    mat_mul(E, U, out)
+    groups.restore_special_unitary_into(out)
 
 
 def evolve(U, P, eps: float) -> np.ndarray:
