@@ -37,8 +37,8 @@ import types  # noqa: E402
 
 import latticeml  # noqa: E402
 
-# ``latticeml/__main__.py`` runs the command line when imported; autosummary imports every module
-# it finds, so it gets an empty stand-in (it is not part of the API).
+# ``latticeml/__main__.py`` is the ``python -m latticeml`` entry point, not part of the API;
+# autosummary imports every module it finds, so it gets an empty stand-in.
 sys.modules.setdefault("latticeml.__main__", types.ModuleType("latticeml.__main__"))
 
 project = "latticeml"
