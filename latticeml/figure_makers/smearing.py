@@ -14,9 +14,8 @@
    and the SLHMC observables against plain HMC.
 
 Full mode: SU(3) at beta = 5.96 for sections 1-2, 12 configurations of 16^4, the lattice of Luscher's
-table 1 (t0/a^2 = 2.7854(62)): sqrt(8 t0) = 4.7, so L = 16 is 3.4 smoothing radii. Smaller boxes shift
-t0 upwards (12^4: by about 13 %; on 8^4 most configurations never reach t^2 E = 0.3), see
-``benchmarks/bench_t0_volume.py``. SU(2) on 4^4 for section 3.
+table 1 (t0/a^2 = 2.7854(62)): sqrt(8 t0) = 4.7, so L = 16 is 3.4 smoothing radii (on 8^4, 1.7: most
+configurations never reach t^2 E = 0.3; see ``benchmarks/bench_t0_volume.py``). SU(2) on 4^4 for section 3.
 Fast mode (CI, ``fast=True``): SU(2) on 4^4 throughout, short chains (t0 is not reached there).
 """
 
