@@ -118,19 +118,16 @@ def test_out_into_a_missing_folder_creates_nothing_and_runs_nothing(tmp_path, ca
 
 def test_memory_estimate_counts_field_momenta_force_and_kept_configurations():
     from latticeml.cli.sample import estimated_bytes
-
-    V = 8**4
-    assert estimated_bytes("su3", (8, 8, 8, 8), {}, 0) == 3 * 4 * V * 9 * 16
-    assert estimated_bytes("sun", (8, 8, 8, 8), {"N": 4}, 10) == 13 * 4 * V * 16 * 16
-    assert estimated_bytes("u1", (16, 16), {}, 0) == 3 * 2 * 256 * 8
-    assert estimated_bytes("phi4", (16, 16), {}, 2) == 5 * 256 * 8
-    # the u1 field itself is what numpy would allocate
-    import numpy as np
-
     from latticeml.theories import make_theory
 
+    V = 8**4
+    assert estimated_bytes(make_theory("su3", (8, 8, 8, 8), beta=6.0), 0) == 3 * 4 * V * 9 * 16
+    assert estimated_bytes(make_theory("sun", (8, 8, 8, 8), beta=6.0, N=4), 10) == 13 * 4 * V * 16 * 16
+    assert estimated_bytes(make_theory("u1", (16, 16), beta=1.0), 0) == 3 * 2 * 256 * 8
+    assert estimated_bytes(make_theory("phi4", (16, 16), m2=1.0, lam=0.0), 2) == 5 * 256 * 8
+    # the u1 field itself is what numpy would allocate
     theory = make_theory("u1", (6, 4), beta=1.0)
-    assert estimated_bytes("u1", (6, 4), {}, 0) == 3 * theory.cold_start().nbytes
+    assert estimated_bytes(theory, 0) == 3 * theory.cold_start().nbytes
 
 
 @pytest.mark.parametrize("name", ["measure", "resume"])

@@ -29,7 +29,7 @@ from .common import (
     summarise, writable_file,
 )
 
-__all__ = ["register", "add_coupling_flags", "couplings_from_args", "field_bytes", "estimated_bytes"]
+__all__ = ["register", "add_coupling_flags", "couplings_from_args", "estimated_bytes"]
 
 #: HMC's trajectory when neither --step nor --nsteps is given: 10 steps of 0.1 (length 1).
 HMC_DEFAULT_STEP, HMC_DEFAULT_NSTEPS = 0.1, 10
@@ -137,31 +137,12 @@ def couplings_from_args(args, registry: dict) -> dict:
 # ----------------------------------------------------------------------------- memory
 
 
-def field_bytes(theory: str, shape: tuple, couplings: dict) -> int | None:
-    """Bytes of one field, from the layouts of DESIGN.md's data conventions, without allocating.
-
-    phi^4 float64 ``shape``; U(1) float64 angles ``(D, *shape)``; SU(N) complex128
-    ``(D, *shape, N, N)``. None for a theory whose layout is not listed there (no estimate; a
-    ``MemoryError`` is still reported in one line).
-    """
-    V, D = math.prod(shape), len(shape)
-    if theory == "phi4":
-        return 8 * V
-    if theory == "u1":
-        return 8 * D * V
-    N = {"su2": 2, "su3": 3}.get(theory)
-    if theory == "sun":
-        N = couplings.get("N")
-    if isinstance(N, int) and N > 0:
-        return 16 * D * V * N * N
-    return None
-
-
-def estimated_bytes(theory: str, shape: tuple, couplings: dict, n_kept: int) -> int | None:
-    """Field, momenta and force (three fields: what every algorithm holds at least), plus ``n_kept``
-    configurations kept in memory for ``--out``."""
-    one = field_bytes(theory, shape, couplings)
-    return None if one is None else one * (3 + n_kept)
+def estimated_bytes(theory, n_kept: int) -> int:
+    """Bytes of the field, momenta and force (three fields: what every algorithm holds at least), plus
+    ``n_kept`` configurations kept in memory for ``--out``, from the theory's declared ``field_shape`` and
+    ``field_dtype`` (nothing is allocated)."""
+    one = theory.field_dtype.itemsize * math.prod(theory.field_shape)
+    return one * (3 + n_kept)
 
 
 # ----------------------------------------------------------------------------- sample
@@ -234,16 +215,19 @@ def _cmd_sample(args) -> int:
         raise UserError(f"unknown algorithm {args.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     settings = _sampler_settings(args)
     checkpoint = _check_files(args)
-    n_bytes = estimated_bytes(args.theory, shape, couplings, n_kept=args.n if args.out else 0)
-    if n_bytes is not None:
-        lattice = "x".join(map(str, shape))
-        check_memory(n_bytes, f"a {lattice} {args.theory} lattice (field, momenta, force"
-                     + (f" and the {args.n} configurations --out keeps)" if args.out else ")"),
-                     "choose a smaller --shape" + (" or --N" if "N" in couplings else "") + (" or --n" if args.out else ""))
     try:
-        theory = make_theory(args.theory, shape, **couplings)
+        theory = make_theory(args.theory, shape, **couplings)  # allocates nothing of the lattice's size
+    except (ValueError, TypeError) as exc:  # the library's one-line messages, e.g. lam >= 0
+        raise UserError(str(exc)) from None
+    # before the sampler: its tables (checkerboards) already scale with the volume
+    lattice = "x".join(map(str, shape))
+    check_memory(estimated_bytes(theory, n_kept=args.n if args.out else 0),
+                 f"a {lattice} {args.theory} lattice (field, momenta, force"
+                 + (f" and the {args.n} configurations --out keeps)" if args.out else ")"),
+                 "choose a smaller --shape" + (" or --N" if "N" in couplings else "") + (" or --n" if args.out else ""))
+    try:
         sampler = build_sampler(theory, args.algorithm, **settings)
-    except (ValueError, TypeError) as exc:  # the library's one-line messages, e.g. lam >= 0, odd extents
+    except (ValueError, TypeError) as exc:  # the library's one-line messages, e.g. odd extents
         raise UserError(str(exc)) from None
 
     if args.resume:
