@@ -182,6 +182,44 @@ def test_evolve_keeps_the_group_and_kinetic_energy_is_half_p_squared(key, rng):
             np.testing.assert_allclose(np.exp(1j * moved), np.exp(1j * (field + 20 * 0.37 * p)), atol=1e-10)
 
 
+@pytest.mark.parametrize("key", list(CASES))
+def test_momenta_are_drawn_from_exp_minus_kinetic_energy(key, rng):
+    """HMC is exact only if the momenta are distributed as exp(-K): a wrong variance keeps every
+    trajectory reversible with dH ~ eps^2 and still samples the wrong field distribution.
+
+    Exact second moments, written without latticeml.groups: real momenta are N(0, 1) per
+    component; an SU(N) momentum with density exp(tr P^2) (Gaussian on su(N)) has
+    <P_ij conj(P_kl)> = (delta_ik delta_jl - delta_ij delta_kl / N) / 2, so the mean kinetic energy
+    per link is (N^2 - 1)/2 (equipartition over the N^2 - 1 generators). 4-sigma bounds, the sigma
+    from the exact variance of each estimator."""
+    th = build(key)
+    draws = np.stack([th.random_momentum(rng) for _ in range(60)])
+    K = np.array([th.kinetic_energy(p) for p in draws])
+    if th.field_dtype == np.float64:
+        n = draws.size
+        dof_per_draw = draws[0].size
+        assert abs(np.mean(draws**2) - 1.0) < 4 * np.sqrt(2.0 / n)
+        assert abs(K.mean() / dof_per_draw - 0.5) < 4 * np.sqrt(0.5 / n)
+        return
+    N = th.N
+    P = draws.reshape(-1, N, N)
+    n = len(P)
+    np.testing.assert_allclose(P, -np.conj(np.swapaxes(P, -1, -2)), atol=1e-14)  # anti-Hermitian
+    np.testing.assert_allclose(np.trace(P, axis1=-2, axis2=-1), 0.0, atol=1e-13)  # traceless
+    # per link K = -tr P^2 is (1/2) chi^2 with N^2 - 1 degrees of freedom: mean and variance (N^2 - 1)/2
+    k_link = np.einsum("nij,nji->n", P, P).real * -1.0
+    assert np.isclose(K.sum(), k_link.sum(), rtol=1e-12)  # kinetic_energy is -tr P^2 summed over links
+    dof = N * N - 1
+    assert abs(k_link.mean() - dof / 2) < 4 * np.sqrt(dof / 2 / n), (k_link.mean(), dof / 2)
+    # second moments <|P_ij|^2> = (1 - delta_ij / N) / 2, each to 4 sigma (variance of |P_ij|^2 <= 2 * mean^2)
+    expected = 0.5 * (1 - np.eye(N) / N)
+    measured = np.mean(np.abs(P) ** 2, axis=0)
+    assert np.all(np.abs(measured - expected) < 4 * np.sqrt(2 / n) * expected), (measured, expected)
+    # and no correlation between different off-diagonal elements, e.g. <P_01 conj(P_10)> = 0 (off-diagonal of
+    # an anti-Hermitian matrix: P_10 = -conj(P_01), so this is -<P_01^2>, zero for a phase-symmetric law)
+    assert abs(np.mean(P[:, 0, 1] ** 2)) < 4 * np.sqrt(1 / n) * expected[0, 1]
+
+
 # ----------------------------------------------------------------------------- samplers: run or refuse
 
 
