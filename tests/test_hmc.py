@@ -104,20 +104,33 @@ def test_step_info_and_cached_state():
 
 
 def test_delta_H_is_the_hamiltonian_difference_of_the_trajectory():
-    # replay the step by hand with a copy of the generator: same momenta, same end point, same dH
+    """Replay steps by hand with a copy of the generator: same momenta, same end point, same dH, and
+    the Metropolis test on exp(-dH) of the theory's own H = K + S. The seeds and the step size are
+    chosen so that both branches run: an accepted step returns the integrator's end point (with its
+    action and force cached), a rejected one returns the input state itself."""
     theory = theory_for("su2")
     state = hmc.init(rough_start(theory), theory)
-    rng = np.random.default_rng(11)
-    replay = np.random.default_rng(11)
-    new, info = hmc.step(rng, state, theory, step_size=0.2, n_steps=5, integrator="leapfrog")
-    p = theory.random_momentum(replay)
-    f1, p1 = hmc.integrate(theory, state.field, p, step_size=0.2, n_steps=5, integrator="leapfrog")
-    expected = hmc.hamiltonian(theory, f1, p1) - hmc.hamiltonian(theory, state.field, p)
-    assert info.delta_H == pytest.approx(expected, abs=1e-10)
-    assert info.accepted == (replay.random() < min(1.0, math.exp(-expected)))
-    assert info.n_force_evaluations == 5
-    if info.accepted:
-        np.testing.assert_array_equal(new.field, f1)
+    seen = set()
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        replay = np.random.default_rng(seed)
+        new, info = hmc.step(rng, state, theory, step_size=0.35, n_steps=4, integrator="leapfrog")
+        p = theory.random_momentum(replay)
+        f1, p1 = hmc.integrate(theory, state.field, p, step_size=0.35, n_steps=4, integrator="leapfrog")
+        # H written out here (kinetic -tr P^2 summed over links, Wilson action), not hmc.hamiltonian
+        H = [-float(np.sum(q * np.swapaxes(q, -1, -2)).real) + theory.action(f) for f, q in ((state.field, p), (f1, p1))]
+        expected = H[1] - H[0]
+        assert info.delta_H == pytest.approx(expected, abs=1e-10)
+        assert info.accepted == (replay.random() < min(1.0, math.exp(-expected)))
+        assert info.n_force_evaluations == 4
+        if info.accepted:
+            np.testing.assert_allclose(new.field, f1, rtol=0, atol=1e-14)
+            assert new.action == pytest.approx(theory.action(f1), rel=1e-13)
+            np.testing.assert_allclose(new.force, theory.force(f1), rtol=0, atol=1e-12)
+        else:
+            assert new is state
+        seen.add(info.accepted)
+    assert seen == {True, False}, "both branches must run"
 
 
 def test_huge_steps_are_rejected():
