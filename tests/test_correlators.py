@@ -39,7 +39,9 @@ def exact_free_G(shape, m2):
 
 
 def exact_free_C(Lt, m2):
-    """REFERENCES.md: C(t) = cosh(E (Lt/2 - t)) / (2 sinh E sinh(E Lt/2)), cosh E = 1 + m^2/2."""
+    """Zero-momentum propagator of the free field (standard form, transfer matrix): C(t) =
+    cosh(E (Lt/2 - t)) / (2 sinh E sinh(E Lt/2)), cosh E = 1 + m^2/2 (Montvay and Munster, Quantum
+    Fields on a Lattice, CUP 1994)."""
     E = np.arccosh(1 + m2 / 2)
     t = np.arange(Lt)
     return np.cosh(E * (Lt / 2 - t)) / (2 * np.sinh(E) * np.sinh(E * Lt / 2)), E
@@ -92,7 +94,8 @@ def test_translation_invariance(rng):
 
 
 def test_free_field_formulas_agree_with_references():
-    """The reference formulas in this file reproduce REFERENCES.md's sample values (2D, L = 16, m^2 = 1)."""
+    """The reference formulas in this file reproduce the sample values (2D, L = 16, m^2 = 1, standard form),
+    the same 15-digit values tests/test_exact.py pins for latticeml.exact."""
     G = exact_free_G((16, 16), 1.0)
     C, E = exact_free_C(16, 1.0)
     assert G[0, 0] == pytest.approx(0.254049878757442, abs=1e-13)

@@ -1,6 +1,10 @@
 """The lecture 03 figure maker runs in FAST mode and writes compact PNGs."""
 
+import pytest
+
 from latticeml.figure_makers import flows as lec
+
+pytestmark = pytest.mark.slow  # trains and samples the lecture flow: about a minute even in FAST mode
 
 
 def test_fast_figures_are_compact_pngs(tmp_path):

@@ -21,6 +21,8 @@ from latticeml.samplers import hmc, run_chain
 from latticeml.stats import gamma_method
 from latticeml.theories.phi4 import Phi4
 
+pytestmark = pytest.mark.slow  # each test trains a flow and/or runs 10^4-step chains: minutes in all
+
 
 def per_config_two_point(fields, separations):
     """G_i(x) = (1/V) sum_y phi_i(y) phi_i(y + x) for each configuration i: (n, len(separations))."""
