@@ -409,7 +409,17 @@ def test_training_lowers_the_loss_and_records_telemetry():
 def test_checkpoint_resume_is_bit_identical(tmp_path):
     full = _train(6)
     ck = tmp_path / "t.npz"
-    _train(4, checkpoint=ck)
+    part = _train(4, checkpoint=ck)
+    # load_checkpointed_flow: the flow as trained so far (same weights, same density), its target and history
+    flow, theory, history, step = flows.load_checkpointed_flow(ck)
+    assert step == 4 and isinstance(theory, Phi4) and theory.params == Phi4(SHAPE, m2=-2.0, lam=3.0).params
+    for (na, pa), (nb, pb) in zip(flow.named_parameters(), part.flow.named_parameters(), strict=True):
+        assert na == nb
+        np.testing.assert_array_equal(pa.value, pb.value)
+    for k in train_mod.HISTORY_KEYS:
+        np.testing.assert_array_equal(history[k], part.history[k])
+    x = np.random.default_rng(0).standard_normal((3,) + SHAPE)
+    np.testing.assert_array_equal(flow.log_prob(x), part.flow.log_prob(x))
     resumed = flows.resume_training(ck, steps=6, progress=False)
     _same(resumed, full)
     meta = io.load_checkpoint(ck).metadata
