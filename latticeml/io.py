@@ -26,6 +26,7 @@ On top of :func:`save_npz` / :func:`load_npz`:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -42,6 +43,7 @@ __all__ = [
     "FORMAT_VERSION",
     "save_npz",
     "load_npz",
+    "atomic_write",
     "rng_state",
     "rng_from_state",
     "Ensemble",
@@ -113,6 +115,21 @@ def save_npz(path, arrays: dict, metadata: dict | None = None, *, compress: bool
     payload = dict(arrays)
     payload[_METADATA_KEY] = np.array(text)
 
+    with atomic_write(path) as handle:
+        (np.savez_compressed if compress else np.savez)(handle, **payload)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """``with atomic_write(path) as handle:`` write a binary file that appears whole or not at all.
+
+    The bytes go to a temporary file next to ``path`` (same file system), which is flushed to disk
+    and moved over ``path`` with ``os.replace`` when the block ends; an exception (or Ctrl-C) inside
+    the block removes the temporary and leaves any previous ``path`` untouched. Used by
+    :func:`save_npz` and the ILDG/NERSC writers (:mod:`latticeml.formats`).
+    """
+    path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise FileNotFoundError(f"directory {directory} does not exist; create it first")
@@ -122,7 +139,7 @@ def save_npz(path, arrays: dict, metadata: dict | None = None, *, compress: bool
     fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
-            (np.savez_compressed if compress else np.savez)(handle, **payload)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
@@ -131,7 +148,6 @@ def save_npz(path, arrays: dict, metadata: dict | None = None, *, compress: bool
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         raise
-    return path
 
 
 def load_npz(path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -286,7 +302,20 @@ def save_ensemble(
 
 
 def load_ensemble(path) -> Ensemble:
-    """Read a file written by :func:`save_ensemble`."""
+    """Read a file written by :func:`save_ensemble`, or an ILDG (LIME) / NERSC gauge configuration file.
+
+    A gauge file (recognised by its first bytes, see :mod:`latticeml.formats`) gives one SU(3)
+    configuration ``configs`` ``(1, 4, Lt, Lx, Ly, Lz, 3, 3)``, theory ``"su3"``, the parameters latticeml
+    stored in it (or just the shape, for another code's file) and ``metadata`` = what the reader
+    found (format, precision, header, ...). Its checksum, plaquette and link trace are verified.
+    """
+    from . import formats
+
+    if Path(path).is_file() and formats.detect_format(path):
+        links, info = formats.read_gauge(path)
+        params = dict(info.get("metadata", {}).get("params", {}))
+        params["shape"] = list(info["shape"])
+        return Ensemble(configs=links[None], theory="su3", params=params, observables={}, metadata=info)
     arrays, metadata = _load_kind(path, "ensemble")
     return Ensemble(
         configs=arrays["configs"],

@@ -29,7 +29,8 @@ from .common import (
     summarise, writable_file,
 )
 
-__all__ = ["register", "add_coupling_flags", "couplings_from_args", "estimated_bytes"]
+__all__ = ["register", "add_coupling_flags", "add_algorithm_flags", "add_chain_flags", "couplings_from_args", "estimated_bytes",
+           "sample_payload"]
 
 #: HMC's trajectory when neither --step nor --nsteps is given: 10 steps of 0.1 (length 1).
 HMC_DEFAULT_STEP, HMC_DEFAULT_NSTEPS = 0.1, 10
@@ -195,6 +196,34 @@ def _check_files(args) -> str | None:
     return checkpoint
 
 
+def sample_payload(theory, sampler, result, *, n: int, therm: int, every: int, seed) -> dict:
+    """What ``latticeml sample --json`` prints for a finished chain (also one task of ``latticeml scan``):
+    theory, params (couplings, shape, algorithm and its settings, n, therm, every, seed), mean
+    acceptance and the observables with Gamma-method errors (:func:`.common.summarise`)."""
+    import numpy as np
+
+    params = dict(theory.params)
+    params.update(algorithm=sampler.name, **sampler.settings, n=n, therm=therm, every=every, seed=seed)
+    return {
+        "theory": theory.name,
+        "params": params,
+        "acceptance": float(np.mean(result.acceptance)) if len(result.acceptance) else None,
+        "observables": summarise(result.records),
+    }
+
+
+def _gauge_file_format(args, theory) -> str | None:
+    """``"ildg"``/``"nersc"`` when --out names such a file (.lime, .ildg, .nersc); they hold 4D SU(3) only."""
+    from ..formats import format_for_path
+
+    kind = format_for_path(args.out) if args.out else None
+    if kind and not (len(theory.field_shape) == 7 and theory.field_shape[0] == 4 and theory.field_shape[-1] == 3
+                     and theory.field_dtype.kind == "c"):
+        raise UserError(f"--out {args.out!r}: {kind.upper()} files hold 4D SU(3) gauge fields only (the format "
+                        f"defines nothing else); this is {theory.name} on {args.shape}: write an .npz ensemble instead")
+    return kind
+
+
 def _cmd_sample(args) -> int:
     import numpy as np
 
@@ -220,8 +249,9 @@ def _cmd_sample(args) -> int:
     except (ValueError, TypeError) as exc:  # the library's one-line messages, e.g. lam >= 0
         raise UserError(str(exc)) from None
     # before the sampler: its tables (checkerboards) already scale with the volume
+    gauge_file = _gauge_file_format(args, theory)  # ILDG/NERSC: the last configuration only
     lattice = "x".join(map(str, shape))
-    check_memory(estimated_bytes(theory, n_kept=args.n if args.out else 0),
+    check_memory(estimated_bytes(theory, n_kept=args.n if args.out and not gauge_file else 0),
                  f"a {lattice} {args.theory} lattice (field, momenta, force"
                  + (f" and the {args.n} configurations --out keeps)" if args.out else ")"),
                  "choose a smaller --shape" + (" or --N" if "N" in couplings else "") + (" or --n" if args.out else ""))
@@ -243,18 +273,18 @@ def _cmd_sample(args) -> int:
         rng = np.random.default_rng(args.seed)
         field = theory.cold_start() if args.start == "cold" else theory.hot_start(rng)
         result = run_chain(
-            sampler, field, rng, n_measure=args.n, n_therm=args.therm, every=args.every, keep_fields=bool(args.out),
+            sampler, field, rng, n_measure=args.n, n_therm=args.therm, every=args.every, keep_fields=bool(args.out) and not gauge_file,
             checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, progress=not args.quiet,
         )
-    params = dict(theory.params)
-    params.update(algorithm=sampler.name, **sampler.settings, n=args.n, therm=args.therm, every=args.every, seed=args.seed)
-    payload = {
-        "theory": theory.name,
-        "params": params,
-        "acceptance": float(np.mean(result.acceptance)) if len(result.acceptance) else None,
-        "observables": summarise(result.records),
-    }
-    if args.out:
+    payload = sample_payload(theory, sampler, result, n=args.n, therm=args.therm, every=args.every, seed=args.seed)
+    params = payload["params"]
+    if gauge_file:
+        from ..formats import write_gauge
+
+        write_gauge(args.out, result.state.field, metadata={"theory": theory.name, "params": params})
+        if not args.json:
+            print(f"last configuration written to {args.out} ({gauge_file.upper()} format)")
+    elif args.out:
         io.save_ensemble(args.out, result.fields, theory=theory.name, params=params, observables=result.records)
         if not args.json:
             print(f"ensemble of {len(result.fields)} configurations written to {args.out}")
@@ -277,10 +307,14 @@ def _cmd_measure(args) -> int:
         if ens.theory not in registry:
             raise ValueError(f"it holds theory {ens.theory!r}, which this latticeml does not know")
         declared = {q.name for q in registry[ens.theory].parameters}
-        theory = make_theory(ens.theory, p["shape"], **{k: v for k, v in p.items() if k in declared})
+        couplings = {k: v for k, v in p.items() if k in declared}
+        if ens.metadata.get("format") in ("ildg", "nersc") and "beta" not in couplings:
+            couplings["beta"] = 1.0  # a file from another code: the observables measured here do not depend on beta
+        theory = make_theory(ens.theory, p["shape"], **couplings)
         configs = [theory.check_field(cfg) for cfg in ens.configs]
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise UserError(f"{path!r} is not a usable ensemble written by `latticeml sample --out`: {exc}") from None
+        raise UserError(f"{path!r} is not a usable ensemble written by `latticeml sample --out` (nor an ILDG/NERSC "
+                        f"gauge file): {exc}") from None
     records: dict = {}
     for cfg in configs:
         for k, v in theory.observables(cfg).items():
@@ -292,11 +326,52 @@ def _cmd_measure(args) -> int:
 # ----------------------------------------------------------------------------- parsers
 
 
-def register(subparsers) -> None:
-    """Add ``latticeml sample`` (flags from the theory registry) and ``latticeml measure``."""
+def _listed(kind):
+    """Argument type ``kind`` -> one that reads a comma list of such values (``1,2,3`` -> ``[1, 2, 3]``)."""
+
+    def parse(text: str) -> list:
+        return [kind(item) for item in text.split(",")]
+
+    parse.__name__ = f"comma list of {getattr(kind, '__name__', 'values')}"
+    return parse
+
+
+def add_algorithm_flags(parser, *, listed: bool = False):
+    """The algorithm group (--algorithm, --step, --nsteps, ...); ``listed``: each takes a comma list (scan)."""
     from ..samplers import ALGORITHMS
     from ..samplers.integrators import INTEGRATORS
 
+    of = _listed if listed else (lambda kind: kind)
+    lists = " (a comma list scans several)" if listed else ""
+    a = parser.add_argument_group("algorithm" + lists)
+    a.add_argument("--algorithm", type=of(str), default=["hmc"] if listed else "hmc", metavar="NAME",
+                   help=f"{', '.join(ALGORITHMS)} (default hmc)")
+    a.add_argument("--step", type=of(positive_float), metavar="X", help="HMC step size (default 0.1, or 1/nsteps), or the Metropolis proposal width")
+    a.add_argument("--nsteps", type=of(count(1)), metavar="N", help="HMC molecular-dynamics steps per trajectory (default 10, or round(1/step))")
+    a.add_argument("--integrator", type=of(str), metavar="NAME",
+                   help=f"HMC integrator: {', '.join(INTEGRATORS)} (latticeml.samplers.integrators; default leapfrog)")
+    a.add_argument("--overrelax", type=of(count(0)), metavar="K", help="overrelaxation sweeps per heatbath sweep")
+    a.add_argument(
+        "--instanton-every", type=of(count(0)), metavar="K",
+        help="2D u1 with --algorithm hmc only: after every K HMC trajectories propose adding or removing a smooth "
+        "instanton (charge +-1), accepted with min(1, exp(-dS)); one step is then K trajectories + one instanton "
+        "move (latticeml.samplers.instanton; 0 = plain HMC)",
+    )
+    return a
+
+
+def add_chain_flags(parser, *, listed: bool = False):
+    """The chain group (--n, --therm, --every); ``listed``: each takes a comma list (scan). Returns the group."""
+    of = _listed if listed else (lambda kind: kind)
+    c = parser.add_argument_group("chain" + (" (a comma list scans several)" if listed else ""))
+    c.add_argument("--n", type=of(count(1)), metavar="N", default=[1000] if listed else 1000, help="number of measurements (default 1000)")
+    c.add_argument("--therm", type=of(count(0)), metavar="N", default=[100] if listed else 100, help="thermalisation steps (default 100)")
+    c.add_argument("--every", type=of(count(1)), metavar="K", default=[1] if listed else 1, help="steps between measurements (default 1)")
+    return c
+
+
+def register(subparsers) -> None:
+    """Add ``latticeml sample`` (flags from the theory registry) and ``latticeml measure``."""
     registry = _registry()
     s = subparsers.add_parser(
         "sample",
@@ -321,29 +396,14 @@ def register(subparsers) -> None:
     s.add_argument("--shape", required=True, metavar="L0,L1,...", help="lattice extents >= 2, e.g. 16,16 or 8,8,8,8")
     add_coupling_flags(s, registry)
 
-    a = s.add_argument_group("algorithm")
-    a.add_argument("--algorithm", default="hmc", metavar="NAME", help=f"{', '.join(ALGORITHMS)} (default hmc)")
-    a.add_argument("--step", type=positive_float, metavar="X", help="HMC step size (default 0.1, or 1/nsteps), or the Metropolis proposal width")
-    a.add_argument("--nsteps", type=count(1), metavar="N", help="HMC molecular-dynamics steps per trajectory (default 10, or round(1/step))")
-    a.add_argument("--integrator", metavar="NAME",
-                   help=f"HMC integrator: {', '.join(INTEGRATORS)} (latticeml.samplers.integrators; default leapfrog)")
-    a.add_argument("--overrelax", type=count(0), metavar="K", help="overrelaxation sweeps per heatbath sweep")
-    a.add_argument(
-        "--instanton-every", type=count(0), metavar="K",
-        help="2D u1 with --algorithm hmc only: after every K HMC trajectories propose adding or removing a smooth "
-        "instanton (charge +-1), accepted with min(1, exp(-dS)); one step is then K trajectories + one instanton "
-        "move (latticeml.samplers.instanton; 0 = plain HMC)",
-    )
-
-    c = s.add_argument_group("chain")
-    c.add_argument("--n", type=count(1), metavar="N", default=1000, help="number of measurements (default 1000)")
-    c.add_argument("--therm", type=count(0), metavar="N", default=100, help="thermalisation steps (default 100)")
-    c.add_argument("--every", type=count(1), metavar="K", default=1, help="steps between measurements (default 1)")
+    add_algorithm_flags(s)
+    c = add_chain_flags(s)
     c.add_argument("--seed", type=count(0), metavar="S", default=0, help="random seed, an integer >= 0 (default 0)")
     c.add_argument("--start", choices=["hot", "cold"], default="hot", help="starting configuration (default hot)")
 
     f = s.add_argument_group("files and output")
-    f.add_argument("--out", metavar="FILE.npz", help="write the measured configurations to this .npz ensemble (its folder must exist)")
+    f.add_argument("--out", metavar="FILE.npz", help="write the measured configurations to this .npz ensemble (its folder must exist); "
+                   "FILE.lime / FILE.ildg / FILE.nersc (4D su3) write the last configuration as an ILDG or NERSC file")
     f.add_argument("--checkpoint", metavar="FILE.npz", help="checkpoint file (default: next to --out as NAME.ckpt.npz)")
     f.add_argument("--checkpoint-every", type=count(1), metavar="N", default=500, help="steps between checkpoints (default 500)")
     f.add_argument("--resume", metavar="CHECKPOINT", help="continue the chain stored in CHECKPOINT (same theory and settings)")
@@ -356,11 +416,14 @@ def register(subparsers) -> None:
         help="re-measure a saved ensemble",
         **described(
             "Measure the default observables of every configuration in an ensemble written by "
-            "`latticeml sample --out` (or `latticeml flow sample --out`) and print them with Gamma-method errors.",
+            "`latticeml sample --out` (or `latticeml flow sample --out`) and print them with Gamma-method errors. "
+            "ILDG (LIME) and NERSC gauge configuration files are read too (one 4D SU(3) configuration; checksum, "
+            "plaquette and link trace verified).",
             "latticeml measure su3.npz",
+            "latticeml measure cfg.lime",
             "latticeml measure su3.npz --json",
         ),
     )
-    m.add_argument("ensemble", help="an ensemble .npz written by latticeml sample --out")
+    m.add_argument("ensemble", help="an ensemble .npz written by latticeml sample --out, or an ILDG/NERSC gauge file")
     m.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     m.set_defaults(func=_cmd_measure)
