@@ -6,7 +6,9 @@
     latticeml sample THEORY [...]      a Markov chain; observables with Gamma-method   (cli/sample.py)
                                        errors; THEORY's couplings are flags made from
                                        the parameters it declares (theories.base)
-    latticeml measure ENSEMBLE.npz     re-measure a saved ensemble                     (cli/sample.py)
+    latticeml measure ENSEMBLE.npz     re-measure a saved ensemble (or an ILDG/NERSC   (cli/sample.py)
+                                       gauge file)
+    latticeml scan THEORY [...]        a grid of chains as Dask tasks, resumable       (cli/scan.py)
     latticeml flow train|sample        normalizing flows for phi^4                     (cli/flow.py)
 
 One module per subcommand, each with a ``register(subparsers)`` that adds its parser; what they
@@ -26,13 +28,13 @@ from __future__ import annotations
 import sys
 
 from .. import __version__
-from . import figures, flow, info, sample
+from . import figures, flow, info, sample, scan
 from .common import ArgumentParser, UserError, described
 
 __all__ = ["main", "build_parser", "UserError"]
 
 #: the subcommand modules, in the order ``latticeml --help`` lists them.
-SUBCOMMANDS = (info, figures, sample, flow)
+SUBCOMMANDS = (info, figures, sample, scan, flow)
 
 
 def build_parser() -> ArgumentParser:
