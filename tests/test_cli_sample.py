@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from latticeml import io
+from latticeml import exact, io
 from latticeml.cli import main
 
 KEYS = {
@@ -41,6 +41,34 @@ def test_sample_json(capsys, argv):
     # the same seed gives the same numbers
     again = _json(capsys, ["sample", *argv, "--n", "20", "--therm", "5", "--seed", "1", "--quiet", "--json"])
     assert again == out
+
+
+@pytest.mark.parametrize(
+    "theory, flag, values, extra, observable, exact_value",
+    [
+        # 2D U(1) on 8x8 by heatbath: the torus plaquette of the character expansion (latticeml.exact)
+        ("u1", "--beta", ("1", "3"), ["--algorithm", "heatbath", "--overrelax", "1"], "plaquette",
+         lambda v: exact.u1_2d_plaquette(v, 64)),
+        # free field (lam = 0, Albergo form) on 4x4 by HMC: chi = V <M^2> = sum_x G(x) = 1 / (2 m^2)
+        ("phi4", "--m2", ("1", "4"), ["--lam", "0", "--algorithm", "hmc", "--step", "0.2", "--nsteps", "5"], "susceptibility",
+         lambda v: float(exact.free_scalar_propagator((4, 4), v, form="albergo").sum())),
+    ],
+    ids=["u1-beta", "phi4-m2"],
+)
+def test_couplings_reach_the_theory(capsys, theory, flag, values, extra, observable, exact_value):
+    """The command line's numbers are physics: at two couplings the --json mean agrees with the exact
+    value within 4 Gamma-method sigma, and the two couplings are resolved from each other."""
+    shape, n = ("8,8", "400") if theory == "u1" else ("4,4", "2000")  # chi of one Gaussian mode: large variance
+    results = []
+    for v in values:
+        out = _json(capsys, ["sample", theory, "--shape", shape, flag, v, *extra, "--n", n, "--therm", "50", "--seed", "3",
+                             "--quiet", "--json"])
+        o = out["observables"][observable]
+        expected = exact_value(float(v))
+        assert abs(o["mean"] - expected) < 4 * o["error"], (flag, v, o, expected)
+        results.append(o)
+    a, b = results
+    assert abs(a["mean"] - b["mean"]) > 6 * np.hypot(a["error"], b["error"])
 
 
 def test_out_measure_and_resume(tmp_path, capsys):
