@@ -10,6 +10,7 @@
                                        gauge file)
     latticeml scan THEORY [...]        a grid of chains as Dask tasks, resumable       (cli/scan.py)
     latticeml flow train|sample        normalizing flows for phi^4                     (cli/flow.py)
+    latticeml l2hmc train u1 [...]     train L2HMC's generalized leapfrog for 2D U(1)  (cli/l2hmc.py)
 
 One module per subcommand, each with a ``register(subparsers)`` that adds its parser; what they
 share (the error type, argument types, path and memory checks, the observables table) lives in
@@ -28,13 +29,13 @@ from __future__ import annotations
 import sys
 
 from .. import __version__
-from . import figures, flow, info, sample, scan
+from . import figures, flow, info, l2hmc, sample, scan
 from .common import ArgumentParser, UserError, described
 
 __all__ = ["main", "build_parser", "UserError"]
 
 #: the subcommand modules, in the order ``latticeml --help`` lists them.
-SUBCOMMANDS = (info, figures, sample, scan, flow)
+SUBCOMMANDS = (info, figures, sample, scan, flow, l2hmc)
 
 
 def build_parser() -> ArgumentParser:

@@ -176,6 +176,11 @@ def _sampler_settings(args) -> dict:
         settings.update(step_size=args.step)
     elif args.algorithm == "heatbath":
         settings.update(overrelax=args.overrelax)
+    elif args.algorithm == "l2hmc":
+        if not getattr(args, "model", None):
+            raise UserError("--algorithm l2hmc needs --model MODEL.npz (train one with `latticeml l2hmc train u1 ...`)")
+        readable_file(args.model, "--model")
+        settings.update(model=args.model)
     return {k: v for k, v in settings.items() if v is not None}
 
 
@@ -277,6 +282,10 @@ def _cmd_sample(args) -> int:
             checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, progress=not args.quiet,
         )
     payload = sample_payload(theory, sampler, result, n=args.n, therm=args.therm, every=args.every, seed=args.seed)
+    if args.algorithm == "l2hmc":  # its cost and its reason to exist, on the axes HMC is compared on
+        charges = np.rint(result.records.get("topological_charge", np.zeros(0)))
+        payload["force_evaluations_per_step"] = sampler.settings["n_force_evaluations_per_step"]
+        payload["charge_changes"] = int(np.count_nonzero(np.diff(charges)))
     params = payload["params"]
     if gauge_file:
         from ..formats import write_gauge
@@ -351,6 +360,8 @@ def add_algorithm_flags(parser, *, listed: bool = False):
     a.add_argument("--integrator", type=of(str), metavar="NAME",
                    help=f"HMC integrator: {', '.join(INTEGRATORS)} (latticeml.samplers.integrators; default leapfrog)")
     a.add_argument("--overrelax", type=of(count(0)), metavar="K", help="overrelaxation sweeps per heatbath sweep")
+    a.add_argument("--model", type=of(str), metavar="MODEL.npz",
+                   help="--algorithm l2hmc: the trained model (`latticeml l2hmc train u1 ... --out MODEL.npz`)")
     a.add_argument(
         "--instanton-every", type=of(count(0)), metavar="K",
         help="2D u1 with --algorithm hmc only: after every K HMC trajectories propose adding or removing a smooth "

@@ -9,6 +9,8 @@ Every algorithm module offers a builder ``sampler(theory, **settings) -> Sampler
 ``hmc``                   hybrid Monte Carlo, leapfrog or Omelyan 2MN (all theories);
                           with ``instanton_every=K``: K trajectories + one instanton move
                           (2D U(1), :mod:`latticeml.samplers.instanton`)
+``l2hmc``                 HMC with a trained generalized leapfrog (U(1); ``model=PATH``,
+                          :mod:`latticeml.samplers.l2hmc`)
 ========================  ==========================================================
 
 :func:`build_sampler` picks one by name, which is what the command line does. The local samplers
@@ -39,17 +41,22 @@ ALGORITHMS = {
     "metropolis": "latticeml.samplers.metropolis",
     "heatbath": "latticeml.samplers.heatbath",
     "hmc": "latticeml.samplers.hmc",
+    "l2hmc": "latticeml.samplers.l2hmc",
 }
 
 
 #: algorithm -> the local update a theory must offer for it (None: only the dynamics every theory has).
-_NEEDS = {"metropolis": "metropolis", "heatbath": "heatbath", "hmc": None}
+_NEEDS = {"metropolis": "metropolis", "heatbath": "heatbath", "hmc": None, "l2hmc": None}
+
+#: algorithm -> the theories it is written for (absent: every theory). L2HMC's layers act on U(1) angles.
+_ONLY_FOR = {"l2hmc": ("u1",)}
 
 
 def supported_algorithms(theory) -> tuple[str, ...]:
     """The names in :data:`ALGORITHMS` that can sample ``theory``, e.g. ``("metropolis", "hmc")`` for phi^4."""
     local = getattr(theory, "local_updates", frozenset())
-    return tuple(a for a in ALGORITHMS if _NEEDS.get(a) is None or _NEEDS[a] in local)
+    return tuple(a for a in ALGORITHMS if (_NEEDS.get(a) is None or _NEEDS[a] in local)
+                 and getattr(theory, "name", None) in _ONLY_FOR.get(a, (getattr(theory, "name", None),)))
 
 
 def _listing(names) -> str:
