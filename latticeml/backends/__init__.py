@@ -19,6 +19,15 @@ family                    functions the module provides                   cpu mo
 ``smeared``               smeared_action, smeared_force (SLHMC)           latticeml.smearing
 ========================  ==============================================  ===========================
 
+The ``cuda`` backend (:mod:`latticeml.backends.cuda`, ``pip install 'latticeml[cuda]'``) provides
+``u1`` and ``sun`` (SU(2), SU(3)); its functions take NumPy arrays or fields already on the device
+and return field-valued results as :class:`latticeml.backends.cuda.arrays.DeviceField` (``np.asarray``
+copies one to the host), so that HMC keeps links, momenta and forces on the device. A backend may
+also bring its own theory classes (:data:`THEORY_CLASSES`, :func:`theory_class`): the CUDA ones
+draw momenta on the host and copy them over, and have no local updates. Whether a backend can run
+here (a GPU, or Numba's CUDA simulator) is asked the first time it is chosen (:data:`_PROBES`),
+never at import.
+
 Every function takes and returns NumPy arrays in the layouts of :mod:`latticeml.lattice` (the
 field conventions of the design document), with the signature of the cpu module's function.
 
@@ -42,7 +51,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["KERNELS", "available_backends", "check_backend", "kernels"]
+__all__ = ["KERNELS", "THEORY_CLASSES", "available_backends", "check_backend", "kernels", "theory_class"]
 
 #: (kernel family, backend) -> module holding that family's functions for that backend.
 KERNELS: dict[tuple[str, str], str] = {
@@ -52,12 +61,21 @@ KERNELS: dict[tuple[str, str], str] = {
     ("sun_local", "cpu"): "latticeml.theories.sun_local",
     ("improved", "cpu"): "latticeml.theories.improved",
     ("smeared", "cpu"): "latticeml.smearing",
+    ("u1", "cuda"): "latticeml.backends.cuda.u1",
+    ("sun", "cuda"): "latticeml.backends.cuda.sun",
 }
 
-#: Backends that are planned but not installed here, with what the user must do to get them.
-_REQUIREMENTS = {
-    "cuda": "no CUDA kernels exist yet: `pip install latticeml[cuda]` plus the kernels of issue 12 will provide them",
+#: (cpu theory class, backend) -> "module:Class" of the class that runs it on that backend
+#: (:func:`theory_class`); a theory without a row here is refused on that backend.
+THEORY_CLASSES: dict[tuple[str, str], str] = {
+    ("latticeml.theories.u1.U1", "cuda"): "latticeml.backends.cuda.theories:CudaU1",
+    ("latticeml.theories.sun.SUN", "cuda"): "latticeml.backends.cuda.theories:CudaSUN",
+    ("latticeml.theories.sun.SU2", "cuda"): "latticeml.backends.cuda.theories:CudaSU2",
+    ("latticeml.theories.sun.SU3", "cuda"): "latticeml.backends.cuda.theories:CudaSU3",
 }
+
+#: backend -> "module:function" returning None if the backend can run here, else why not (one line).
+_PROBES = {"cuda": "latticeml.backends.cuda:unavailable_reason"}
 
 
 def available_backends() -> tuple[str, ...]:
@@ -65,14 +83,40 @@ def available_backends() -> tuple[str, ...]:
     return tuple(dict.fromkeys(backend for _, backend in KERNELS))
 
 
+def _resolve(path: str):
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def check_backend(backend) -> str:
-    """``backend`` itself if it is available, else ValueError in one line saying what to choose."""
-    if backend in available_backends():
-        return backend
-    choose = ", ".join(available_backends())
-    if backend in _REQUIREMENTS:
-        raise ValueError(f"backend {backend!r} is not available ({_REQUIREMENTS[backend]}); choose one of: {choose}")
-    raise ValueError(f"backend {backend!r} is not available; choose one of: {choose}")
+    """``backend`` itself if it can run here, else ValueError in one line saying why and what to choose."""
+    if backend not in available_backends():
+        raise ValueError(f"backend {backend!r} is not available; choose one of: {', '.join(available_backends())}")
+    if backend in _PROBES:
+        reason = _resolve(_PROBES[backend])()
+        if reason is not None:
+            others = ", ".join(b for b in available_backends() if b != backend)
+            raise ValueError(f"backend {backend!r} is not available ({reason}); choose one of: {others}")
+    return backend
+
+
+def theory_class(cls: type, backend: str) -> type:
+    """The class that runs theory class ``cls`` on ``backend``: ``cls`` itself on the cpu, else its row of :data:`THEORY_CLASSES`.
+
+    :meth:`latticeml.theories.base.Theory.__new__` calls this, so ``make_theory(..., backend="cuda")``
+    and ``SU3(shape, beta=6.0, backend="cuda")`` build the same object. A theory without a row is
+    refused with one line naming the theories the backend runs.
+    """
+    if backend == "cpu" or getattr(cls, "device_backend", None) == backend:
+        return cls
+    check_backend(backend)
+    path = THEORY_CLASSES.get((f"{cls.__module__}.{cls.__qualname__}", backend))
+    if path is None:
+        have = sorted({k.rsplit(".", 1)[1].lower() for k, b in THEORY_CLASSES if b == backend})
+        raise ValueError(
+            f"backend {backend!r} runs the theories {', '.join(have)} with the Wilson action, not {cls.__name__}; use backend='cpu'"
+        )
+    return _resolve(path)
 
 
 def kernels(family: str, backend: str = "cpu"):

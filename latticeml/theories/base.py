@@ -141,6 +141,11 @@ class Theory:
     #: the local-update algorithms it offers (a subset of LOCAL_UPDATES).
     local_updates: frozenset = frozenset()
 
+    def __new__(cls, *args, backend: str = "cpu", **kwargs):
+        # a backend may run a theory with a class of its own (backends.theory_class): on "cuda",
+        # U1(...) builds a CudaU1, a subclass, which Python then initialises with the same arguments
+        return super().__new__(backends.theory_class(cls, backend))
+
     def __init__(self, shape, *, backend: str = "cpu"):
         self.shape = check_shape(shape)
         self.dim = len(self.shape)
