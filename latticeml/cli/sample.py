@@ -260,6 +260,7 @@ def _cmd_sample(args) -> int:
                  f"a {lattice} {args.theory} lattice (field, momenta, force"
                  + (f" and the {args.n} configurations --out keeps)" if args.out else ")"),
                  "choose a smaller --shape" + (" or --N" if "N" in couplings else "") + (" or --n" if args.out else ""))
+    theory = _with_fermions(args, theory)
     try:
         sampler = build_sampler(theory, args.algorithm, **settings)
     except (ValueError, TypeError) as exc:  # the library's one-line messages, e.g. odd extents
@@ -282,6 +283,9 @@ def _cmd_sample(args) -> int:
             checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, progress=not args.quiet,
         )
     payload = sample_payload(theory, sampler, result, n=args.n, therm=args.therm, every=args.every, seed=args.seed)
+    if getattr(args, "fermions", None):  # the CG cost of the run: solves in the molecular dynamics and measurements
+        payload["cg_iterations_mean"] = theory.mean_cg_iterations
+        payload["conventions"] = FERMION_CONVENTIONS
     if args.algorithm == "l2hmc":  # its cost and its reason to exist, on the axes HMC is compared on
         charges = np.rint(result.records.get("topological_charge", np.zeros(0)))
         payload["force_evaluations_per_step"] = sampler.settings["n_force_evaluations_per_step"]
@@ -299,6 +303,47 @@ def _cmd_sample(args) -> int:
             print(f"ensemble of {len(result.fields)} configurations written to {args.out}")
     report(payload, args.json)
     return 0
+
+
+# ----------------------------------------------------------------------------- dynamical fermions
+
+#: What the fermion observables mean (printed with --json, see latticeml.fermions.pseudofermion).
+FERMION_CONVENTIONS = (
+    "plaquette <Re tr U_P / N>; polyakov_loop |(1/V_s) sum_x tr P(x) / N| along axis 0 (time); polyakov_loop_trace "
+    "Re (1/V_s) sum_x tr P(x) (not divided by N); chiral_condensate (1/V) Re tr M^-1, trace over sites and colour, "
+    "M = m + D staggered, antiperiodic in time, Z2 noise"
+)
+
+
+def _with_fermions(args, theory):
+    """``theory`` times det(M)^k of --n-staggered staggered fields (latticeml.fermions), or itself without --fermions."""
+    fermions = getattr(args, "fermions", None)
+    given = [f for f, v in (("--mass", args.mass), ("--n-staggered", args.n_staggered)) if v is not None]
+    if not fermions:
+        if given:
+            raise UserError(f"{given[0]} sets the dynamical fermions: add --fermions staggered")
+        return theory
+    if args.theory not in ("u1", "su2", "su3", "sun"):
+        raise UserError(f"--fermions staggered needs a gauge theory (u1, su2, su3, sun), got {args.theory}")
+    if args.mass is None:
+        raise UserError("--fermions staggered needs --mass (the staggered mass, > 0)")
+    if args.algorithm != "hmc":
+        raise UserError(f"dynamical fermions are sampled by --algorithm hmc (the determinant is non-local); got --algorithm {args.algorithm}")
+    from ..fermions import StaggeredFermions
+
+    try:
+        return StaggeredFermions(theory, mass=args.mass, n_staggered=1 if args.n_staggered is None else args.n_staggered)
+    except (ValueError, TypeError) as exc:  # odd extents
+        raise UserError(str(exc)) from None
+
+
+def add_fermion_flags(parser):
+    """--fermions, --mass, --n-staggered (latticeml.fermions)."""
+    g = parser.add_argument_group("dynamical fermions (gauge theories, --algorithm hmc)")
+    g.add_argument("--fermions", choices=["staggered"], help="add dynamical staggered fermions (pseudofermion HMC, det(M)^k)")
+    g.add_argument("--mass", type=positive_float, metavar="M", help="staggered mass m > 0")
+    g.add_argument("--n-staggered", type=count(1), metavar="K", help="k in det(M)^k: 1 = one staggered field (4 tastes in 4D, 2 in 2D), default 1")
+    return g
 
 
 # ----------------------------------------------------------------------------- measure
@@ -408,6 +453,7 @@ def register(subparsers) -> None:
     add_coupling_flags(s, registry)
 
     add_algorithm_flags(s)
+    add_fermion_flags(s)
     c = add_chain_flags(s)
     c.add_argument("--seed", type=count(0), metavar="S", default=0, help="random seed, an integer >= 0 (default 0)")
     c.add_argument("--start", choices=["hot", "cold"], default="hot", help="starting configuration (default hot)")

@@ -269,6 +269,7 @@ class StaggeredFermions:
 
         obs = dict(self.gauge.observables(field))
         P = loops.polyakov_loop_mean(field, direction=0)
+        obs.setdefault("polyakov_loop", float(abs(P)))  # U(1)'s gauge observables lack it
         obs["polyakov_loop_trace"] = float(np.real(P)) * self.N
         cc = chiral_condensate(self.links(field), self.mass, self.noise_rng(field), n_noise=self.n_noise)
         obs["chiral_condensate"] = cc.value
