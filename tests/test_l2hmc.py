@@ -165,3 +165,21 @@ def test_trajectory_refuses_a_bad_direction(rng):
     target = L.correlated_gaussian()
     with pytest.raises(ValueError, match="direction"):
         L.trajectory(_dynamics((2,), False, rng), target, np.zeros((1, 2)), np.zeros((1, 2)), direction=0)
+
+
+def test_learned_integrator_fits_the_integrator_seam(rng):
+    from latticeml.samplers.integrators import IntegratorResult
+    from latticeml.theories import make_theory
+
+    theory = make_theory("u1", (4, 4), beta=1.5)
+    target = L.U1Target((4, 4), 1.5)
+    dyn = _dynamics(target.event_shape, True, rng)
+    field, p = theory.hot_start(rng), rng.standard_normal((2, 4, 4))
+    out = L.learned_integrator(dyn, direction=1)(field, p, None, force_fn=theory.force, evolve_fn=theory.evolve,
+                                                 step_size=0.1, n_steps=5)
+    assert isinstance(out, IntegratorResult) and out.n_force_evaluations == dyn.n_layers + 1
+    with ad.no_grad():
+        ref = L.trajectory(dyn, target, field[None], p[None], direction=1)
+    np.testing.assert_allclose(np.exp(1j * out.field), np.exp(1j * ref.x.value[0]), atol=1e-12)
+    np.testing.assert_allclose(out.momentum, ref.v.value[0], atol=1e-12)
+    assert out.log_jacobian == pytest.approx(ref.log_jacobian.value[0], abs=1e-12)

@@ -107,6 +107,8 @@ exact. Two kinds the library is built to take:
   HMC adds it to the acceptance, ``min(1, exp(log_jacobian - dH))``. The signature has no
   generator: what such an integrator draws per trajectory (L2HMC's direction variable) its
   sampler draws and binds in, e.g. with ``functools.partial``, so every draw stays explicit.
+  :func:`latticeml.samplers.l2hmc.learned_integrator` is that integrator (a factory of a trained
+  model and a direction); :func:`latticeml.samplers.l2hmc.l2hmc_step` draws the direction.
 """
 
 from __future__ import annotations

@@ -76,6 +76,7 @@ __all__ = [
     "L2HMCDynamics",
     "TrajectoryResult",
     "trajectory",
+    "learned_integrator",
     "l2hmc_step",
     "hmc_step",
     "State",
@@ -380,6 +381,47 @@ def trajectory(dyn: L2HMCDynamics, target, x, v, *, direction: int, force=None) 
 
 def _value(t):
     return t.value if isinstance(t, ad.Tensor) else np.asarray(t, dtype=np.float64)
+
+
+class _ForceFnTarget:
+    """Adapter: a theory's unbatched ``force_fn(field)`` as a target force on (1, *event) values."""
+
+    def __init__(self, force_fn, angles):
+        self.force_fn, self.angles, self.calls = force_fn, angles, 0
+
+    def force(self, x):
+        self.calls += 1
+        return np.asarray(self.force_fn(_value(x)[0]))[None]
+
+
+def learned_integrator(dyn: L2HMCDynamics, *, direction: int):
+    """The layers as an integrator of :mod:`latticeml.samplers.integrators`' signature (one direction bound).
+
+    ``integrator(field, momentum, force, *, force_fn, evolve_fn, step_size, n_steps) -> IntegratorResult``
+    with ``log_jacobian`` filled; ``step_size``/``n_steps`` are ignored (the layers carry their own
+    trained step sizes and their number) and so is ``evolve_fn`` (the x-updates replace the drift).
+    It is a factory, like ``sexton_weingarten``, not a registered name: it needs a model. Exactness
+    needs the direction drawn uniformly per trajectory and flipped on acceptance, which
+    :func:`l2hmc_step` does; HMC with one fixed direction bound in is *not* exact (the map followed by
+    a momentum flip is no involution), so use this seam for measuring ``dH``/``log|J|`` along a
+    trajectory, and :func:`sampler` / :func:`l2hmc_step` for chains.
+    """
+    from .integrators import IntegratorResult
+
+    if direction not in (1, -1):
+        raise ValueError(f"direction must be +1 or -1, got {direction!r}")
+
+    def integrator(field, momentum, force, *, force_fn, evolve_fn=None, step_size=None, n_steps=None):
+        target = _ForceFnTarget(force_fn, dyn.angles)
+        with ad.no_grad():
+            res = trajectory(dyn, target, np.asarray(field, dtype=np.float64)[None], np.asarray(momentum, dtype=np.float64)[None],
+                             direction=direction, force=None if force is None else np.asarray(force)[None])
+        x = _value(res.x)[0]
+        return IntegratorResult(_wrap(x) if dyn.angles else x, _value(res.v)[0], _value(res.force)[0], target.calls,
+                                float(_value(res.log_jacobian)[0]))
+
+    integrator.__name__ = f"l2hmc_{'forward' if direction > 0 else 'backward'}"
+    return integrator
 
 
 def _wrap(theta):
