@@ -37,7 +37,9 @@ NumPy ``SeedSequence`` documentation for why hashed spawn keys give independent 
 Workers must see the run directory (same machine, or a shared file system on a cluster). Each
 task runs single-threaded (:func:`latticeml._threads.single_threaded`; the kernels' results do not
 depend on the thread count): the parallelism is across tasks. Dask is imported only by
-:func:`run_scan` with ``workers != 0`` (``pip install latticeml[scale]``).
+:func:`run_scan` with ``workers != 0`` (``pip install latticeml[scale]``). A script that starts a
+local cluster must guard its entry point with ``if __name__ == "__main__":`` (the worker processes
+are spawned and import the script's main module).
 """
 
 from __future__ import annotations

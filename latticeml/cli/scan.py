@@ -27,9 +27,6 @@ from .sample import (
 
 __all__ = ["register"]
 
-_SETTING_FLAGS = ("step", "nsteps", "integrator", "overrelax", "instanton_every")
-
-
 def _coupling_grid(args, registry) -> list[dict]:
     """Every combination of the comma lists given for the couplings, each checked by couplings_from_args."""
     given = {k: v.split(",") for k, v in vars(args).items() if k.startswith("coupling_") and v is not None}
@@ -48,10 +45,11 @@ def _algorithm_grid(args) -> dict:
     for algorithm in args.algorithm:
         if algorithm not in ALGORITHMS:
             raise UserError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
-        lists = [getattr(args, f) or [None] for f in _SETTING_FLAGS]
+        flags = args.setting_flags  # every flag of sample's algorithm group but --algorithm
+        lists = [getattr(args, f) or [None] for f in flags]
         seen = {}
         for values in itertools.product(*lists):
-            one = argparse.Namespace(**{**vars(args), **dict(zip(_SETTING_FLAGS, values)), "algorithm": algorithm})
+            one = argparse.Namespace(**{**vars(args), **dict(zip(flags, values)), "algorithm": algorithm})
             settings = _sampler_settings(one)
             seen.setdefault(json.dumps(settings, sort_keys=True), settings)
         out[algorithm] = list(seen.values())
@@ -155,7 +153,8 @@ def register(subparsers) -> None:
     s.add_argument("--shape", required=True, nargs="+", metavar="L0,L1,...",
                    help="one or more lattice shapes, e.g. --shape 8,8 16,16")
     add_coupling_flags(s, registry)
-    add_algorithm_flags(s, listed=True)
+    algorithm = add_algorithm_flags(s, listed=True)
+    s.set_defaults(setting_flags=[a.dest for a in algorithm._group_actions if a.dest != "algorithm"])
     c = add_chain_flags(s, listed=True)
     c.add_argument("--seeds", type=count(1), metavar="K", default=1, help="chains per grid point (default 1)")
     c.add_argument("--seed", type=count(0), metavar="S", default=0,
