@@ -97,10 +97,11 @@ def _conv(a, w, b, nbr):
     return out
 
 
-def _run_net(frozen, weights, biases, layout, nbr):
-    """The conv net on the frozen field (B, V): pre-activations and activations of every layer."""
-    B, V = frozen.shape
-    a = frozen.reshape(B, 1, V)
+def _run_net(inputs, weights, biases, layout, nbr):
+    """The conv net on its input, ``(B, V)`` (one channel) or ``(B, C, V)``: pre-activations and
+    activations of every layer (``posts[0]`` the input, ``posts[-1]`` the output ``(B, O, V)``).
+    Shared by the affine couplings here and the U(1) couplings of :mod:`latticeml.flows.u1`."""
+    a = inputs if inputs.ndim == 3 else inputs.reshape(inputs.shape[0], 1, inputs.shape[1])
     pres, posts = [], [a]
     for w, b, (kind, slope) in zip(weights, biases, layout):
         h = _conv(a, w, b, nbr)
@@ -108,6 +109,34 @@ def _run_net(frozen, weights, biases, layout, nbr):
         pres.append(h)
         posts.append(a)
     return pres, posts
+
+
+def _net_backward(ga, weights, pres, posts, layout, nbr, pshapes, needs, grads, *, input_grad):
+    """Reverse pass of :func:`_run_net` from ``ga = dL/d(net output)`` ``(B, O, V)``.
+
+    The op's positional arguments are ``(x, w0, b0, w1, b1, ...)``: the gradients of ``w_j``, ``b_j``
+    go to ``grads[1 + 2 j]``, ``grads[2 + 2 j]`` where ``needs`` asks for them. Returns
+    ``dL/d(net input)`` ``(B, C, V)`` if ``input_grad``, else None.
+    """
+    B, V = ga.shape[0], ga.shape[2]
+    for j in range(len(weights) - 1, -1, -1):
+        w = weights[j]
+        O, I, K = w.shape
+        gh = _activation_grad(ga, pres[j], posts[j + 1], *layout[j])
+        if needs[1 + 2 * j]:
+            gw = np.empty((O, I, K))
+            _correlate_weight_grad(posts[j], gh, nbr, gw, _site_chunk(O, I, K, V))
+            grads[1 + 2 * j] = gw.reshape(pshapes[2 * j])
+        if needs[2 + 2 * j]:
+            grads[2 + 2 * j] = gh.sum(axis=(0, 2))
+        if j > 0 or input_grad:
+            # input gradient: correlation with the flipped, transposed kernel (see autodiff/conv.py)
+            w_flipped = np.ascontiguousarray(w[:, :, ::-1].transpose(1, 0, 2))  # (I, O, K)
+            ga = np.empty((B, I, V))
+            _correlate(gh, w_flipped, nbr, np.zeros(I), ga, _site_chunk(I, O, K, V))
+        else:
+            ga = None
+    return ga
 
 
 def _unpack(params, layout):
@@ -150,21 +179,7 @@ def _coupling_bwd(g, residuals, needs):
     gt = active * gy
     ga = np.stack([gs, gt], axis=1)  # dL/d(net output), (B, 2, V)
     grads = [None] * len(needs)
-    for j in range(len(weights) - 1, -1, -1):
-        w = weights[j]
-        O, I, K = w.shape
-        gh = _activation_grad(ga, pres[j], posts[j + 1], *layout[j])
-        if needs[1 + 2 * j]:
-            gw = np.empty((O, I, K))
-            _correlate_weight_grad(posts[j], gh, nbr, gw, _site_chunk(O, I, K, V))
-            grads[1 + 2 * j] = gw.reshape(pshapes[2 * j])
-        if needs[2 + 2 * j]:
-            grads[2 + 2 * j] = gh.sum(axis=(0, 2))
-        if j > 0 or needs[0]:
-            # input gradient: correlation with the flipped, transposed kernel (see autodiff/conv.py)
-            w_flipped = np.ascontiguousarray(w[:, :, ::-1].transpose(1, 0, 2))  # (I, O, K)
-            ga = np.empty((B, I, V))
-            _correlate(gh, w_flipped, nbr, np.zeros(I), ga, _site_chunk(I, O, K, V))
+    ga = _net_backward(ga, weights, pres, posts, layout, nbr, pshapes, needs, grads, input_grad=needs[0])
     if needs[0]:
         # x enters directly (m x and x e^s) and through the net's input m x
         grads[0] = (gy * (m + active * es) + ga.reshape(B, V) * m).reshape(xshape)

@@ -37,7 +37,7 @@ from ..checks import check_count, check_rng
 from ..samplers.accept import metropolis_test
 from ..samplers.chain import Sampler
 from ..stats import gamma_method
-from ..theories.phi4 import Phi4
+from ..theories.base import Theory
 from .metrics import effective_sample_size
 from .model import Flow
 from .target import action, check_theory, observables
@@ -48,7 +48,7 @@ __all__ = ["State", "Info", "FlowMCMCResult", "init", "step", "sampler", "flow_m
 class State(NamedTuple):
     """Flow-MCMC state.
 
-    field:      the current configuration, the lattice shape.
+    field:      the current configuration, ``theory.field_shape``.
     log_weight: ``log w = -S(field) - log q(field)`` of the current configuration.
     """
 
@@ -74,7 +74,7 @@ class Info(NamedTuple):
 class FlowMCMCResult(NamedTuple):
     """What :func:`flow_mcmc` returns (``n`` = ``n_steps``).
 
-    fields:               ``(n, *shape)`` the chain (``None`` with ``keep_fields=False``).
+    fields:               ``(n, *field_shape)`` the chain (``None`` with ``keep_fields=False``).
     accepted:             ``(n,)`` bool, whether step i accepted its proposal.
     acceptance:           the fraction of accepted proposals.
     log_weights:          ``(n,)`` ``log w`` of the chain's configurations.
@@ -95,7 +95,7 @@ class FlowMCMCResult(NamedTuple):
     state: State
 
 
-def _log_weight(flow: Flow, theory: Phi4, phi) -> np.ndarray:
+def _log_weight(flow: Flow, theory: Theory, phi) -> np.ndarray:
     return -action(theory, phi) - flow.log_prob(phi)
 
 
@@ -103,21 +103,21 @@ def _check_pair(flow, theory):
     check_theory(theory)
     if not isinstance(flow, Flow):
         raise TypeError(f"flow must be a latticeml.flows.Flow, got {type(flow).__name__}")
-    if flow.shape != theory.shape:
-        raise ValueError(f"the flow models fields of shape {flow.shape} but the theory lives on {theory.shape}")
+    if flow.field_shape != theory.field_shape:
+        raise ValueError(f"the flow models fields of shape {flow.field_shape} but the theory's fields have shape {theory.field_shape}")
 
 
 # ----------------------------------------------------------------------------- the step protocol
 
 
-def init(field, flow: Flow, theory: Phi4) -> State:
+def init(field, flow: Flow, theory: Theory) -> State:
     """The state at ``field`` (validated and copied), with its log weight from the flow's inverse."""
     _check_pair(flow, theory)
     field = np.array(theory.check_field(field), copy=True)
     return State(field=field, log_weight=float(_log_weight(flow, theory, field[None])[0]))
 
 
-def step(rng: np.random.Generator, state: State, flow: Flow, theory: Phi4) -> tuple[State, Info]:
+def step(rng: np.random.Generator, state: State, flow: Flow, theory: Theory) -> tuple[State, Info]:
     """One independence-Metropolis step: draw one proposal from the flow, then one uniform number."""
     check_rng(rng)
     phi, log_q = flow.sample(rng, 1)
@@ -138,7 +138,7 @@ def _weights_fingerprint(flow: Flow) -> str:
     return h.hexdigest()[:16]
 
 
-def sampler(theory: Phi4, flow: Flow) -> Sampler:
+def sampler(theory: Theory, flow: Flow) -> Sampler:
     """Flow-MCMC as a :class:`~latticeml.samplers.chain.Sampler` for ``run_chain``/``resume_chain``.
 
     The settings record the architecture and a fingerprint of the weights, so a checkpoint can
@@ -194,7 +194,7 @@ def independence_metropolis(proposal_log_weights, uniforms, *, start_log_weight:
 
 def flow_mcmc(
     flow: Flow,
-    theory: Phi4,
+    theory: Theory,
     rng: np.random.Generator,
     *,
     n_steps: int,
@@ -202,7 +202,7 @@ def flow_mcmc(
     state: State | None = None,
     keep_fields: bool = True,
 ) -> FlowMCMCResult:
-    """Run ``n_steps`` steps of flow-based MCMC (one proposal each) and measure the phi^4 observables.
+    """Run ``n_steps`` steps of flow-based MCMC (one proposal each) and measure the theory's observables.
 
     Without ``state`` the chain starts on its first proposal (accepted unconditionally, as in the
     tutorial: the flow's samples need no thermalisation); with ``state`` it continues from there.
@@ -214,7 +214,7 @@ def flow_mcmc(
     n_steps = check_count(n_steps, "n_steps", minimum=1)
     batch_size = check_count(batch_size, "batch_size", minimum=1)
     current = state
-    fields = np.empty((n_steps,) + theory.shape) if keep_fields else None
+    fields = np.empty((n_steps,) + theory.field_shape) if keep_fields else None
     accepted = np.empty(n_steps, dtype=bool)
     chain_log_w = np.empty(n_steps)
     proposal_log_w = np.empty(n_steps)

@@ -1,4 +1,4 @@
-"""A normalizing flow: a prior and a stack of invertible layers, with exact densities.
+"""A normalizing flow: a prior and a stack of invertible layers, with exact densities, for any field.
 
 Change of variables (Albergo, Kanwar & Shanahan, PRD 100 (2019) 034515, eq. 5; Albergo et al.,
 arXiv:2101.08176, Sec. 2). Draw ``z ~ r`` from the prior and push it through the layers
@@ -6,7 +6,13 @@ arXiv:2101.08176, Sec. 2). Draw ``z ~ r`` from the prior and push it through the
 
     log q(phi) = log r(z) - log |det df/dz| = log r(z) - sum_i log |det dg_i|.
 
-Shapes: fields ``(B, *shape)``; log-densities and log-determinants ``(B,)``.
+Shapes: fields ``(B, *field_shape)`` (phi^4: ``field_shape = shape``; U(1) links: ``(D, *shape)``);
+log-densities and log-determinants ``(B,)``. Two builders, each recording its architecture so that
+:func:`load_flow` and the training checkpoints can rebuild it:
+
+* :func:`phi4_flow` -- affine couplings, checkerboard masks, normal prior (real scalar fields);
+* :func:`u1_flow` -- gauge-equivariant couplings (:mod:`latticeml.flows.u1`), uniform Haar prior
+  (2D U(1) links).
 
     flow = phi4_flow((8, 8), rng=np.random.default_rng(0))     # the tutorial's architecture
     phi, log_q = flow.sample(rng, 1024)                          # plain arrays, no tape
@@ -30,8 +36,11 @@ from ..lattice import check_shape
 from .coupling import AffineCoupling
 from .masks import checkerboard_mask
 from .prior import NormalPrior
+from .u1 import U1_ARCHITECTURE_DEFAULTS, HaarPrior, U1EquivariantCoupling
+from .circle import KINDS as CIRCLE_TRANSFORMS, n_parameters
 
-__all__ = ["Flow", "phi4_flow", "save_flow", "load_flow", "ARCHITECTURE_DEFAULTS"]
+__all__ = ["Flow", "phi4_flow", "u1_flow", "flow_from_config", "save_flow", "load_flow", "ARCHITECTURE_DEFAULTS",
+           "U1_ARCHITECTURE_DEFAULTS"]
 
 #: The architecture of the tutorial (Albergo et al., arXiv:2101.08176, Sec. 3): 16 affine
 #: couplings, conv nets with 2 hidden layers of 8 channels, kernel 3, LeakyReLU, final tanh.
@@ -51,7 +60,7 @@ class Flow(nn.Module):
     (set by :func:`phi4_flow`); ``metadata`` holds whatever :func:`load_flow` found in the file.
     """
 
-    def __init__(self, prior: NormalPrior, layers, *, config: dict | None = None):
+    def __init__(self, prior, layers, *, config: dict | None = None):
         self.prior = prior
         self.layers = list(layers)
         self.config = config
@@ -59,7 +68,13 @@ class Flow(nn.Module):
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The lattice shape."""
         return self.prior.shape
+
+    @property
+    def field_shape(self) -> tuple[int, ...]:
+        """The shape of one configuration (phi^4: the lattice shape; U(1): ``(D, *shape)``)."""
+        return self.prior.field_shape
 
     def __repr__(self):
         return f"Flow(shape={self.shape}, {len(self.layers)} layers, {self.num_parameters()} parameters)"
@@ -106,8 +121,8 @@ class Flow(nn.Module):
         return phi, log_q
 
     def _check(self, x):
-        if x.ndim != len(self.shape) + 1 or x.shape[1:] != self.shape:
-            raise ValueError(f"expected a batch of fields of shape (B, *{self.shape}), got {x.shape}; add a batch axis with phi[None]")
+        if x.ndim != len(self.field_shape) + 1 or x.shape[1:] != self.field_shape:
+            raise ValueError(f"expected a batch of fields of shape (B, *{self.field_shape}), got {x.shape}; add a batch axis with phi[None]")
 
 
 def phi4_flow(
@@ -160,12 +175,75 @@ def phi4_flow(
     return Flow(NormalPrior(shape), layers, config=config)
 
 
-def _flow_from_config(config: dict) -> Flow:
-    if not isinstance(config, dict) or config.get("type") != "affine_coupling_flow":
-        raise ValueError(f"unknown flow architecture {config!r}; this version reads 'affine_coupling_flow'")
-    kwargs = {k: config[k] for k in ("n_layers", "hidden", "kernel_size", "activation", "final_tanh")}
+def u1_flow(
+    shape,
+    *,
+    n_layers: int = U1_ARCHITECTURE_DEFAULTS["n_layers"],
+    hidden=tuple(U1_ARCHITECTURE_DEFAULTS["hidden"]),
+    kernel_size: int = U1_ARCHITECTURE_DEFAULTS["kernel_size"],
+    transform: str = U1_ARCHITECTURE_DEFAULTS["transform"],
+    components: int = U1_ARCHITECTURE_DEFAULTS["components"],
+    activation: str = "leaky_relu",
+    rng: np.random.Generator,
+) -> Flow:
+    """Gauge-equivariant flow for 2D U(1) links (Kanwar et al., PRL 125 (2020) 121601).
+
+    ``n_layers`` couplings of :class:`~latticeml.flows.u1.U1EquivariantCoupling`, layer i with
+    ``mu = i mod 2`` and ``off = (i // 2) mod 4``; each net ``conv_net([2, *hidden, C])`` (periodic,
+    ``activation`` between layers, no final activation), C the parameters of ``transform``:
+    ``"ncp"`` (a mixture of ``components`` non-compact projections) or ``"spline"`` (a circular
+    rational-quadratic spline of ``components`` bins). Uniform Haar prior. Defaults: the tutorial's
+    architecture (:data:`~latticeml.flows.u1.U1_ARCHITECTURE_DEFAULTS`).
+    """
+    shape = check_shape(shape)
+    check_rng(rng)
+    n_layers = check_count(n_layers, "n_layers", minimum=1)
+    components = check_count(components, "components", minimum=1)
+    hidden = [int(h) for h in hidden]
+    if any(h < 1 for h in hidden):
+        raise ValueError(f"hidden channel counts must be positive, got {hidden}")
+    if int(kernel_size) != kernel_size or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
+    if transform not in CIRCLE_TRANSFORMS:
+        raise ValueError(f"transform must be one of {sorted(CIRCLE_TRANSFORMS)}, got {transform!r}")
+    out_channels = n_parameters(transform, components)
+    layers = []
+    for i in range(int(n_layers)):
+        net = nn.conv_net([2, *hidden, out_channels], kernel_size=int(kernel_size), ndim=2, activation=activation,
+                          final_activation=None, rng=rng)
+        layers.append(U1EquivariantCoupling(net, shape, mu=i % 2, off=(i // 2) % 4, transform=transform))
+    config = {
+        "type": "u1_equivariant_flow",
+        "shape": list(shape),
+        "n_layers": int(n_layers),
+        "hidden": hidden,
+        "kernel_size": int(kernel_size),
+        "transform": transform,
+        "components": int(components),
+        "activation": str(activation),
+    }
+    return Flow(HaarPrior(shape), layers, config=config)
+
+
+#: Architecture recipes :func:`flow_from_config` rebuilds: config "type" -> (builder, its keyword arguments).
+_BUILDERS = {
+    "affine_coupling_flow": (phi4_flow, ("n_layers", "hidden", "kernel_size", "activation", "final_tanh")),
+    "u1_equivariant_flow": (u1_flow, ("n_layers", "hidden", "kernel_size", "transform", "components", "activation")),
+}
+
+
+def flow_from_config(config: dict) -> Flow:
+    """A flow of the architecture ``config`` (the ``flow.config`` of a builder), with placeholder weights."""
+    kind = config.get("type") if isinstance(config, dict) else None
+    if kind not in _BUILDERS:
+        raise ValueError(f"unknown flow architecture {config!r}; this version reads {sorted(_BUILDERS)}")
+    builder, keys = _BUILDERS[kind]
+    kwargs = {k: config[k] for k in keys}
     # the weights are overwritten by the stored ones: the generator only fixes the shapes
-    return phi4_flow(tuple(config["shape"]), rng=np.random.default_rng(0), **kwargs)
+    return builder(tuple(config["shape"]), rng=np.random.default_rng(0), **kwargs)
+
+
+_flow_from_config = flow_from_config  # the name the training module and older code use
 
 
 def save_flow(path, flow: Flow, *, metadata: dict | None = None) -> Path:
@@ -175,7 +253,7 @@ def save_flow(path, flow: Flow, *, metadata: dict | None = None) -> Path:
     returned by :func:`load_flow` as ``flow.metadata``.
     """
     if flow.config is None:
-        raise ValueError("this flow has no architecture recipe (config); build it with phi4_flow to save it")
+        raise ValueError("this flow has no architecture recipe (config); build it with phi4_flow or u1_flow to save it")
     json.dumps(metadata or {})  # fail early, with json's message, on non-JSON metadata
     return io.save_npz(path, flow.state_dict(), {"kind": "flow", "architecture": flow.config, "user": metadata or {}})
 

@@ -24,6 +24,7 @@ class NormalPrior:
 
     def __init__(self, shape):
         self.shape = check_shape(shape)
+        self.field_shape = self.shape  # one real number per site
         self.volume = int(np.prod(self.shape))
 
     def __repr__(self):

@@ -1,4 +1,6 @@
-"""Self-training of a flow by the reverse Kullback-Leibler divergence (no training data).
+"""Self-training of a flow by the reverse Kullback-Leibler divergence (no training data), for any
+theory of :mod:`latticeml.flows.target` (phi^4, 2D U(1)) and any flow built by
+:mod:`latticeml.flows.model` (affine couplings, gauge-equivariant U(1) couplings).
 
 Albergo, Kanwar & Shanahan, PRD 100 (2019) 034515, Sec. III C; the tutorial, arXiv:2101.08176,
 Sec. 3. Each step draws ``z ~ r`` from the prior, maps it to ``phi = f(z)`` with
@@ -35,7 +37,7 @@ from .. import io
 from .._runs import CheckpointedRun
 from ..autodiff import optim
 from ..checks import check_count, check_rng
-from ..theories.phi4 import Phi4
+from ..theories.base import Theory, make_theory
 from .metrics import acceptance_estimate, effective_sample_size
 from .model import Flow, _flow_from_config
 from .target import action_tensor, check_theory
@@ -57,14 +59,14 @@ class TrainResult(NamedTuple):
     """
 
     flow: Flow
-    theory: Phi4
+    theory: Theory
     optimizer: optim.Adam
     history: dict
     rng: np.random.Generator
     steps: int
 
 
-def reverse_kl_loss(flow: Flow, theory: Phi4, z):
+def reverse_kl_loss(flow: Flow, theory: Theory, z):
     """``(loss, log_q, S)`` for the prior draws ``z`` ``(B, *shape)``: loss a scalar Tensor,
     ``log q`` and ``S`` of the pushed-forward fields as arrays ``(B,)``."""
     log_r = flow.prior.log_prob(z)
@@ -91,7 +93,7 @@ def _settings(steps, batch_size, optimizer) -> dict:
 
 def train(
     flow: Flow,
-    theory: Phi4,
+    theory: Theory,
     *,
     steps: int,
     rng: np.random.Generator,
@@ -112,8 +114,8 @@ def train(
     check_theory(theory)
     if not isinstance(flow, Flow):
         raise TypeError(f"flow must be a latticeml.flows.Flow (e.g. phi4_flow(shape, rng=rng)), got {type(flow).__name__}")
-    if flow.shape != theory.shape:
-        raise ValueError(f"the flow models fields of shape {flow.shape} but the theory lives on {theory.shape}")
+    if flow.field_shape != theory.field_shape:
+        raise ValueError(f"the flow models fields of shape {flow.field_shape} but the theory's fields have shape {theory.field_shape}")
     check_rng(rng)
     steps = _check_int("steps", steps, 0)
     batch_size = _check_int("batch_size", batch_size, 2)
@@ -154,11 +156,11 @@ def _read_checkpoint(path):
         raise ValueError(f"{path} is not a flow-training checkpoint (written by latticeml.flows.train or `latticeml flow train`)")
     flow = _flow_from_config(meta["architecture"])
     flow.load_state_dict({k[len("param/"):]: v for k, v in ck.state_arrays.items() if k.startswith("param/")})
-    tp = meta["theory_params"]
-    return ck, flow, Phi4(tuple(tp["shape"]), m2=tp["m2"], lam=tp["lam"])
+    tp = dict(meta["theory_params"])
+    return ck, flow, make_theory(meta.get("theory", "phi4"), tuple(tp.pop("shape")), **tp)
 
 
-def load_checkpointed_flow(path) -> tuple[Flow, Phi4, dict, int]:
+def load_checkpointed_flow(path) -> tuple[Flow, Theory, dict, int]:
     """``(flow, theory, history, step)`` from a training checkpoint, without continuing the training
     (e.g. to sample from a run that is still going, or was interrupted)."""
     ck, flow, theory = _read_checkpoint(path)
@@ -177,7 +179,7 @@ def _loop(flow, theory, optimizer, rng, start, total, batch_size, history, check
     if checkpoint is not None:
         json.dumps(meta)  # the architecture must be JSON-able to be checkpointed
         if flow.config is None:
-            raise ValueError("checkpoints need a flow built by phi4_flow (it records the architecture)")
+            raise ValueError("checkpoints need a flow built by phi4_flow or u1_flow (it records the architecture)")
 
     def snapshot():
         arrays = {f"param/{k}": v for k, v in flow.state_dict().items()}
