@@ -1,12 +1,16 @@
-"""``latticeml info``: versions, Numba threads and cache directory, CUDA availability.
+"""``latticeml info``: versions, Numba threads and cache directory, the CUDA device.
 
     latticeml info
+    latticeml info --kernels
 
-What to paste into a bug report; it compiles nothing.
+What to paste into a bug report; it compiles nothing, except with ``--kernels``, which compiles
+every CUDA kernel of :mod:`latticeml.backends.cuda` to PTX (for the GPU's compute capability, or
+8.0 without a GPU; about a minute) and says which compiled.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import sys
@@ -18,17 +22,34 @@ __all__ = ["register"]
 
 
 def _cuda_status() -> str:
+    """The device the CUDA backend would use, or why there is none (imports numba.cuda: only ``info`` asks)."""
     try:
-        from numba import cuda
-    except Exception as exc:  # numba built without the CUDA target
+        from ..backends.cuda import device_description
+    except Exception as exc:  # pragma: no cover - the package itself is plain Python
         return f"unavailable ({type(exc).__name__})"
     try:
-        if cuda.is_available():
-            name = cuda.get_current_device().name
-            return f"available: {name.decode() if isinstance(name, bytes) else name}"
-        return "not available (no GPU or driver)"
+        return device_description()
     except Exception as exc:  # a broken driver raises all sorts of errors: report it, do not crash
-        return f"not available ({exc})"
+        return f"not available ({type(exc).__name__}: {exc})"
+
+
+def _kernel_lines() -> list[str]:
+    """``latticeml info --kernels``: compile every CUDA kernel to PTX and say which compiled."""
+    from ..backends.cuda import compile_kernels, unavailable_reason
+
+    if importlib.util.find_spec("numba_cuda") is None:
+        return [f"cuda kernels not compiled ({unavailable_reason()})"]
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return ["cuda kernels not compiled (the CUDA simulator runs them as Python; unset NUMBA_ENABLE_CUDASIM to compile)"]
+    try:
+        results = compile_kernels()
+    except Exception as exc:  # no NVVM / toolkit: one line, not a traceback
+        return [f"cuda kernels not compiled ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
+                "pip install 'latticeml[cuda]' brings the CUDA compiler)"]
+    failed = [(k, err) for k, err in results if err is not None]
+    lines = [f"cuda kernels {len(results) - len(failed)} of {len(results)} compiled to PTX"]
+    lines += [f"  failed: {k}: {err}" for k, err in failed]
+    return lines
 
 
 def _cmd_info(args) -> int:
@@ -46,6 +67,8 @@ def _cmd_info(args) -> int:
         f"numba cache {os.environ.get('NUMBA_CACHE_DIR') or '(next to the sources: __pycache__)'}",
         f"cuda        {_cuda_status()}",
     ]
+    if getattr(args, "kernels", False):
+        lines += _kernel_lines()
     print("\n".join(lines))
     return 0
 
@@ -54,12 +77,16 @@ def register(subparsers) -> None:
     """Add ``latticeml info``."""
     s = subparsers.add_parser(
         "info",
-        help="versions, threads, Numba cache directory, CUDA availability",
+        help="versions, threads, Numba cache directory, CUDA device (--kernels: compile the CUDA kernels)",
         **described(
             "Print the versions of latticeml and its dependencies, the Numba threads and cache directory "
-            "(NUMBA_CACHE_DIR), and whether a CUDA GPU is usable.",
+            "(NUMBA_CACHE_DIR), and the CUDA device the cuda backend would use (or why there is none); "
+            "with --kernels, whether every CUDA kernel compiles.",
             "latticeml info",
+            "latticeml info --kernels",
             "NUMBA_NUM_THREADS=2 NUMBA_CACHE_DIR=~/.cache/numba latticeml info",
         ),
     )
+    s.add_argument("--kernels", action="store_true",
+                   help="compile every CUDA kernel to PTX and report which compiled (no GPU needed; about a minute)")
     s.set_defaults(func=_cmd_info)

@@ -250,9 +250,11 @@ def _cmd_sample(args) -> int:
     settings = _sampler_settings(args)
     checkpoint = _check_files(args)
     try:
-        theory = make_theory(args.theory, shape, **couplings)  # allocates nothing of the lattice's size
-    except (ValueError, TypeError) as exc:  # the library's one-line messages, e.g. lam >= 0
+        theory = make_theory(args.theory, shape, backend=getattr(args, "backend", "cpu"), **couplings)  # allocates nothing of the lattice's size
+    except (ValueError, TypeError) as exc:  # the library's one-line messages, e.g. lam >= 0, no GPU for --backend cuda
         raise UserError(str(exc)) from None
+    if getattr(args, "backend", "cpu") != "cpu" and getattr(args, "fermions", None):
+        raise UserError(f"--fermions runs on --backend cpu only (the fermion kernels have no {args.backend} version)")
     # before the sampler: its tables (checkerboards) already scale with the volume
     gauge_file = _gauge_file_format(args, theory)  # ILDG/NERSC: the last configuration only
     lattice = "x".join(map(str, shape))
@@ -446,6 +448,7 @@ def register(subparsers) -> None:
             "latticeml sample su3 --shape 4,4,4,4 --beta 5.7 --step 0.05 --nsteps 20 --integrator omelyan --json",
             "latticeml sample su3 --shape 4,4,4,4 --beta 4.2 --action iwasaki --n 200 --out su3.npz",
             "latticeml sample su3 --shape 4,4,4,4 --beta 4.2 --action iwasaki --resume su3.ckpt.npz",
+            "latticeml sample su3 --shape 16,16,16,16 --beta 6.0 --step 0.05 --nsteps 20 --backend cuda   # on a GPU",
         ),
     )
     s.add_argument("theory", metavar="THEORY", help=", ".join(registry))
@@ -457,6 +460,9 @@ def register(subparsers) -> None:
     c = add_chain_flags(s)
     c.add_argument("--seed", type=count(0), metavar="S", default=0, help="random seed, an integer >= 0 (default 0)")
     c.add_argument("--start", choices=["hot", "cold"], default="hot", help="starting configuration (default hot)")
+    c.add_argument("--backend", default="cpu", metavar="NAME",
+                   help="where the kernels run: cpu (default) or cuda (a GPU, pip install 'latticeml[cuda]'; u1, su2, su3 "
+                        "with the Wilson action and hmc; the same seed gives the cpu chain up to rounding)")
 
     f = s.add_argument_group("files and output")
     f.add_argument("--out", metavar="FILE.npz", help="write the measured configurations to this .npz ensemble (its folder must exist); "
