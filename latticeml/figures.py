@@ -32,6 +32,7 @@ FIGURE_MODULES: list[str] = [
     "latticeml.figure_makers.u1_topology",
     "latticeml.figure_makers.flows",
     "latticeml.figure_makers.smearing",
+    "latticeml.figure_makers.l2hmc",
 ]
 
 
