@@ -21,7 +21,7 @@ from ..observables import topology
 from ..samplers import l2hmc as L
 from ..stats import gamma_method
 
-__all__ = ["MIXTURE_MEANS", "hmc_mixture_runs", "mixture_figure", "u1_tunnelling", "make"]
+__all__ = ["MIXTURE_MEANS", "hmc_mixture_runs", "mixture_figure", "u1_tunnelling", "tunnelling_figure", "make"]
 
 MIXTURE_MEANS = ((-4.0, 0.0), (4.0, 0.0))
 
@@ -79,6 +79,20 @@ def u1_tunnelling(dyn, target, *, n_chains: int, n_traj: int, n_therm: int, seed
         taus = [gamma_method(Q[:, c]).tau_int for c in range(n_chains) if np.ptp(Q[:, c]) > 0]
         rows[name] = (float(np.mean(acc)), changes, float(np.mean(taus)) if taus else float("nan"), Q)
     return rows
+
+
+def tunnelling_figure(rows: dict, *, chains: int = 3) -> Figure:
+    """Integer charge Q against trajectory for the first ``chains`` chains of each sampler in ``rows``."""
+    fig = Figure(figsize=(8, 3.0))
+    axes = fig.subplots(1, len(rows), sharey=True)
+    for ax, (name, (acc, changes, tau, Q)) in zip(np.atleast_1d(axes), rows.items()):
+        for c in range(min(chains, Q.shape[1])):
+            ax.plot(Q[:, c], lw=0.8)
+        ax.set_title(f"{name}: acc {acc:.2f}, {changes:.1f} changes / 1000 force ev.", fontsize=9)
+        ax.set_xlabel("trajectory")
+    np.atleast_1d(axes)[0].set_ylabel("Q")
+    fig.tight_layout()
+    return fig
 
 
 @register("l2hmc", "Lecture 07: HMC stuck in one mode of a two-Gaussian mixture (eps 0.25 and 0.5), seed 004's demo")
