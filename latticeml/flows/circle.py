@@ -27,7 +27,7 @@ Kernels (Numba, float64, C-contiguous; ``n`` sites, ``B`` configurations, ``C`` 
 * :func:`circle_backward` -> for cotangents ``a`` of y and ``l`` of ``log h'``:
   ``gx = a h'(x) + l d log h'/dx`` and ``gparams = a dy/dparams + l d log h'/dparams``;
 * :func:`circle_inverse` -> ``x = h^-1((y - t) mod 2 pi)`` and ``log h'(x)`` (the spline by its
-  quadratic formula, Durkan et al. eq. 6; the NCP mixture, which has no closed-form inverse, by
+  quadratic formula, Durkan et al. eq. 6, polished by one Newton step; the NCP mixture, which has no closed-form inverse, by
   Newton's method safeguarded by bisection on the bracket ``[0, 2 pi]``, to machine precision).
 
 Derivatives are exact (hand-written chain rule) and checked against finite differences in
@@ -337,6 +337,9 @@ def _inverse_kernel(kind, K, y, params, x, logd):
             target = _wrap_2pi(y[b, i] - p[C - 1])
             if kind == 1:
                 xx = _spline_invert_point(target, p, K, scratch)
+                # one Newton step polishes the rounding of the quadratic formula
+                h, ell, _ = _spline_point(xx, p, K, False, gp, scratch)
+                xx = min(max(xx - (h - target) / math.exp(ell), 0.0), TWO_PI)
             else:
                 # Newton's method on h(x) - target, safeguarded by bisection on [lo, hi]
                 lo = 0.0
