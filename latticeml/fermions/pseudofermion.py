@@ -59,11 +59,13 @@ import hashlib
 import numpy as np
 from numba import njit
 
-from .. import groups
+from .. import groups, smearing
+from ..smearing import stout_smearing
+from ..smearing.paths import link_matrices as smearing_link_matrices
 from ..checks import check_count, check_rng, positive_float
 from ..observables import loops
 from .cg import DEFAULT_TOL, solve_normal
-from .staggered import StaggeredLinks, apply_D, hop_into, prepare
+from .staggered import StaggeredLinks, apply_D, prepare, prepare_matrices
 
 __all__ = ["StaggeredFermions", "fermion_force", "force_matrices_into", "pseudofermion_kinds", "two_time_scale"]
 
@@ -72,6 +74,23 @@ def pseudofermion_kinds(n_staggered: int) -> tuple[str, ...]:
     """The pseudofermion fields of ``det M^k``: ``k // 2`` times ``"all"``, then ``"even"`` if k is odd."""
     k = check_count(n_staggered, "n_staggered", minimum=1)
     return ("all",) * (k // 2) + ("even",) * (k % 2)
+
+
+@njit(cache=True)
+def gradient_matrices_into(phases, fwd, X, Y, out):
+    """``out[mu, x] += eta_mu(x) [X(x) Y(x+mu)^dagger - Y(x) X(x+mu)^dagger]``: the gradient
+    ``G = dS_f/dRe U + i dS_f/dIm U`` of the pseudofermion action with respect to the links it sees
+    (the autodiff convention of :mod:`latticeml.smearing`; ``TA(G U^dagger)/2`` is the force of
+    :func:`force_matrices_into`). X, Y (V, N); out (D, V, N, N)."""
+    D, V = phases.shape
+    N = X.shape[1]
+    for mu in range(D):
+        for s in range(V):
+            f = fwd[s, mu]
+            eta = phases[mu, s]
+            for i in range(N):
+                for j in range(N):
+                    out[mu, s, i, j] += eta * (X[s, i] * np.conj(Y[f, j]) - Y[s, i] * np.conj(X[f, j]))
 
 
 @njit(cache=True)
@@ -126,10 +145,18 @@ class StaggeredFermions:
     mass:         the staggered mass m > 0.
     n_staggered:  k in ``det(M)^k`` (1: even-odd field, 2: one full field, ...).
     tol:          CG relative residual; n_noise: Z2 noise vectors per condensate measurement.
+    rho, terms:   if rho is given, ``(n_layers, n_terms)`` stout weights of the loop ``terms``
+                  (:mod:`latticeml.smearing`): the fermions see the smeared links ``U^NN[U]``
+                  (Nagai-Tomiya's trainable stout net) and the force is pulled back through the
+                  layers (Morningstar-Peardon's stout force, :func:`latticeml.smearing.stout_backward`).
     """
 
-    def __init__(self, gauge, *, mass: float, n_staggered: int = 1, tol: float = DEFAULT_TOL, n_noise: int = 4):
+    def __init__(self, gauge, *, mass: float, n_staggered: int = 1, tol: float = DEFAULT_TOL, n_noise: int = 4,
+                 rho=None, terms=("plaquette",)):
         self.gauge = gauge
+        # the fermions may see stout-smeared links U^NN[U] (the covariant net of self-learning HMC)
+        self.terms = smearing.check_terms(terms)
+        self.rho = None if rho is None else smearing.layer_weights(rho, self.terms).copy()
         self.mass = positive_float(mass, "mass")
         self.n_staggered = check_count(n_staggered, "n_staggered", minimum=1)
         self.kinds = pseudofermion_kinds(self.n_staggered)
@@ -153,7 +180,10 @@ class StaggeredFermions:
 
     @property
     def couplings(self) -> dict:
-        return {**self.gauge.couplings, "fermions": "staggered", "mass": self.mass, "n_staggered": self.n_staggered}
+        c = {**self.gauge.couplings, "fermions": "staggered", "mass": self.mass, "n_staggered": self.n_staggered}
+        if self.rho is not None:
+            c.update(rho=self.rho.tolist(), terms=list(self.terms))
+        return c
 
     @property
     def params(self) -> dict:
@@ -192,8 +222,16 @@ class StaggeredFermions:
     # ------------------------------------------------------------------ fermions
 
     def links(self, field) -> StaggeredLinks:
-        """The kernels' view of the links the fermions see (:func:`latticeml.fermions.staggered.prepare`)."""
-        return prepare(field, self.group)
+        """The kernels' view of the links the fermions see (:func:`latticeml.fermions.staggered.prepare`), smeared if ``rho``."""
+        if self.rho is None:
+            return prepare(field, self.group)
+        return self._smeared(field)[0]
+
+    def _smeared(self, field):
+        """(StaggeredLinks of U^NN[U], the smearing package's LinkMatrices of U, the layers' residuals)."""
+        lm = smearing_link_matrices(field)
+        flat, residuals = stout_smearing._smear_chain(lm.flat, lm.shape, self.rho, self.terms)
+        return prepare_matrices(flat[0], lm.shape), lm, residuals
 
     def draw_auxiliary(self, rng, field):
         """Heatbath pseudofermions ``phi = M^dagger chi`` (even-projected for an even field): a tuple, one per field."""
@@ -234,10 +272,45 @@ class StaggeredFermions:
         return float(sum(np.vdot(phi, X).real for phi, X in zip(aux, sols)))
 
     def fermion_force(self, field, aux) -> np.ndarray:
-        """The pseudofermion force (module docstring), shape of the gauge field."""
+        """The pseudofermion force (module docstring), shape of the gauge field; through the smearing if ``rho``."""
         self._check_aux(aux)
         links, sols = self._solve(field, aux)
-        return fermion_force(links, sols, self.mass, self.group, self.field_shape)
+        if self.rho is None:
+            return fermion_force(links, sols, self.mass, self.group, self.field_shape)
+        _, lm, residuals = self._smeared(field)
+        G = self._link_gradient(links, sols)
+        for res in reversed(residuals):
+            G, _ = stout_smearing.stout_backward(G, res, want_rho=False)
+        return lm.force(G)
+
+    def _link_gradient(self, links, sols) -> np.ndarray:
+        """``G = dS_f/dRe U + i dS_f/dIm U`` with respect to the links the fermions see, kernel form (1, D, V, N, N)."""
+        G = np.zeros((1,) + links.U.shape, dtype=np.complex128)
+        for X in sols:
+            Xf = np.ascontiguousarray(X).reshape(-1, links.N)
+            Y = self.mass * Xf + apply_D(links, X).reshape(-1, links.N)
+            gradient_matrices_into(links.phases, links.fwd, Xf, Y, G[0])
+        return G
+
+    def set_rho(self, rho) -> None:
+        """New stout weights (training); forgets the cached solve, which belonged to the old smeared links."""
+        self.rho = smearing.layer_weights(rho, self.terms).copy()
+        self._cache = None
+
+    def rho_gradient(self, field, aux) -> tuple[float, np.ndarray]:
+        """``(S_f, dS_f/drho)`` of the smeared fermion action (``(n_layers, n_terms)``): what training needs."""
+        if self.rho is None:
+            raise ValueError("rho_gradient needs a theory built with rho (smeared fermion links)")
+        self._check_aux(aux)
+        links, sols = self._solve(field, aux)
+        S = float(sum(np.vdot(phi, X).real for phi, X in zip(aux, sols)))
+        _, _, residuals = self._smeared(field)
+        G = self._link_gradient(links, sols)
+        g_rho = np.zeros_like(self.rho)
+        for layer in range(len(residuals) - 1, -1, -1):
+            G, g = stout_smearing.stout_backward(G, residuals[layer], want_rho=True)
+            g_rho[layer] = g
+        return S, g_rho
 
     def action(self, field, aux=None) -> float:
         """``S_g + S_f(aux)``; without aux the gauge action only (module docstring)."""

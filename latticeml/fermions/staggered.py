@@ -61,6 +61,7 @@ __all__ = [
     "link_matrices",
     "StaggeredLinks",
     "prepare",
+    "prepare_matrices",
     "apply_D",
     "apply_D_dagger",
     "apply_M",
@@ -158,8 +159,13 @@ def prepare(field, group: str) -> StaggeredLinks:
     """:class:`StaggeredLinks` of a U(1) (``group="u1"``) or SU(N) (``group="su"``) gauge field."""
     field = np.asarray(field)
     shape = tuple(field.shape[1 : 1 + field.shape[0]])
+    return prepare_matrices(link_matrices(field, group), shape)
+
+
+def prepare_matrices(U, shape) -> StaggeredLinks:
+    """:class:`StaggeredLinks` of link matrices already in kernel form, complex128 ``(D, V, N, N)``."""
     shape = _check_even_lattice(shape)
-    U = link_matrices(field, group)
+    U = np.ascontiguousarray(U, dtype=np.complex128)
     fwd, bwd = neighbour_table(shape)
     even, odd = checkerboard_sites(shape)
     return StaggeredLinks(U, staggered_phases(shape), fwd, bwd, _all_sites(U.shape[1]), even, odd, shape, U.shape[-1])
