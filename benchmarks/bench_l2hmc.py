@@ -7,7 +7,8 @@ Workloads:
             worse coordinate (ESS = n / (2 tau_int), Gamma method, averaged tau over chains). The
             issue's goal is >= 10x HMC; Levy et al. report far more after 5000 training steps.
   u1        2D U(1) (Foreman, Jin & Osborn): L2HMC trained with -A (delta Q_sin)^2 against HMC with
-            the same force evaluations per trajectory; columns: integer-charge changes per 1000
+            the same force evaluations per trajectory (``--layers`` steps of ``--step``, the L2HMC
+            layers' initial step size); columns: integer-charge changes per 1000
             force evaluations and tau_int(Q). Foreman's logged run at beta = 4 on 16x16: 1.65-1.9x
             HMC's tunnelling (with HMC at twice the force evaluations).
 
@@ -76,7 +77,7 @@ def bench_u1(args):
     V = int(np.prod(shape))
     target = L.U1Target(shape, args.beta)
     dyn = L.L2HMCDynamics(target.event_shape, n_layers=args.layers, angles=True, rng=np.random.default_rng(args.seed + 1),
-                          hidden=(8,), step_size=0.2)
+                          hidden=(8,), step_size=args.step)
     t0 = time.perf_counter()
     L.train(dyn, target, steps=args.train_steps, rng=np.random.default_rng(args.seed + 2), batch_size=args.chains,
             lr=args.lr, beta_start=args.beta_start or args.beta, beta_end=args.beta, progress=not args.quiet)
@@ -84,7 +85,7 @@ def bench_u1(args):
     rng = np.random.default_rng(args.seed)
     x0 = rng.uniform(-np.pi, np.pi, (args.chains,) + target.event_shape)
     for name, step, n_force in (
-        ("HMC", lambda r, s: L.hmc_step(r, s, target, step_size=1.0 / args.layers, n_steps=args.layers), args.layers),
+        ("HMC", lambda r, s: L.hmc_step(r, s, target, step_size=args.step, n_steps=args.layers), args.layers),
         ("L2HMC", lambda r, s: L.l2hmc_step(r, s, dyn, target), args.layers),
     ):
         st = L.init_state(target, x0)
@@ -109,6 +110,7 @@ def main():
     p.add_argument("--chains", type=int, default=32)
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--therm", type=int, default=50)
+    p.add_argument("--step", type=float, default=0.1, help="u1: HMC step size and L2HMC's initial step sizes")
     p.add_argument("--shape", default="16,16")
     p.add_argument("--beta", type=float, default=4.0)
     p.add_argument("--beta-start", type=float, default=None)

@@ -58,15 +58,16 @@ def mixture_figure(runs: dict) -> Figure:
 def u1_tunnelling(dyn, target, *, n_chains: int, n_traj: int, n_therm: int, seed: int) -> dict:
     """``{"HMC"|"L2HMC": (acceptance, charge changes per 1000 force evaluations, mean tau_int(Q), Q history)}``.
 
-    HMC: ``dyn.n_layers`` leapfrog steps of ``1 / n_layers`` (trajectory length 1), the same force
-    evaluations per trajectory as the L2HMC model; both chains start from the same hot configurations.
+    HMC: ``dyn.n_layers`` leapfrog steps of the model's initial step size (``dyn.config["step_size"]``),
+    the same force evaluations per trajectory as the L2HMC model and the trajectory L2HMC started
+    training from; both chains start from the same hot configurations.
     tau_int(Q) is the mean over the chains in which Q moved (nan if it moved in none).
     """
     rng = np.random.default_rng(seed)
     x0 = rng.uniform(-np.pi, np.pi, (n_chains,) + target.event_shape)
-    n = dyn.n_layers
+    n, eps = dyn.n_layers, dyn.config["step_size"]
     rows = {}
-    for name, step in (("HMC", lambda r, s: L.hmc_step(r, s, target, step_size=1.0 / n, n_steps=n)),
+    for name, step in (("HMC", lambda r, s: L.hmc_step(r, s, target, step_size=eps, n_steps=n)),
                        ("L2HMC", lambda r, s: L.l2hmc_step(r, s, dyn, target))):
         st, Q, acc = L.init_state(target, x0), [], []
         for i in range(n_therm + n_traj):
