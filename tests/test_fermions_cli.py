@@ -40,3 +40,36 @@ def test_odd_extents_and_non_gauge_theories_are_refused(capsys):
     assert "even extents" in capsys.readouterr().err
     assert main(["sample", "phi4", "--shape", "4,4", "--m2", "1", "--lam", "1", "--fermions", "staggered", "--mass", "0.3"]) == 2
     assert "gauge theory" in capsys.readouterr().err
+
+
+def test_slhmc_train_then_sample(capsys, tmp_path):
+    net = str(tmp_path / "net.npz")
+    common = ["su2", "--shape", "4,2,2,2", "--beta", "2.7", "--mass", "0.3", "--md-mass", "0.4"]
+    assert main(["slhmc", "train", *common, "--n", "4", "--therm", "1", "--layers", "1", "--out", net, "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert len(trained["rho"]) == 1 and len(trained["rho"][0]) == 3 and trained["md_mass"] == 0.4
+    assert main(["sample", *common, "--fermions", "staggered", "--algorithm", "slhmc", "--model", net, "--n", "3",
+                 "--therm", "1", "--step", "0.2", "--nsteps", "3", "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["params"]["algorithm"] == "slhmc" and out["params"]["md_params"]["mass"] == 0.4
+    assert "chiral_condensate" in out["observables"]
+    # mistakes
+    base = ["sample", "su2", "--shape", "4,2,2,2", "--beta", "2.7", "--fermions", "staggered", "--mass", "0.3"]
+    for extra, message in (
+        (["--algorithm", "slhmc", "--model", net], "needs --md-mass"),
+        (["--algorithm", "slhmc", "--md-mass", "0.4"], "needs --model"),
+        (["--md-mass", "0.4"], "--md-mass is the molecular-dynamics mass"),
+        (["--algorithm", "slhmc", "--md-mass", "0.4", "--model", str(tmp_path / "none.npz")], "--model"),
+    ):
+        assert main(base + extra) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and message in err, (extra, err)
+    np_file = tmp_path / "other.npz"
+    import numpy as np
+
+    np.savez(np_file, x=np.zeros(3))
+    assert main(base + ["--algorithm", "slhmc", "--md-mass", "0.4", "--model", str(np_file)]) == 2
+    assert "latticeml slhmc train" in capsys.readouterr().err
+    assert main(["slhmc", "train", "phi4", "--shape", "4,4", "--beta", "1", "--mass", "0.3", "--md-mass", "0.4", "--out", net]) == 2
+    assert main(["sample", "su2", "--shape", "4,4,4,4", "--beta", "2.7", "--algorithm", "slhmc"]) == 2
+    assert "with --fermions staggered" in capsys.readouterr().err

@@ -157,7 +157,7 @@ def _sampler_settings(args) -> dict:
             f"`latticeml sample u1 --algorithm hmc`; got theory {args.theory} with --algorithm {args.algorithm}"
         )
     settings = {}
-    if args.algorithm == "hmc":
+    if args.algorithm in ("hmc", "slhmc"):  # slhmc: with --fermions staggered (see _with_fermions)
         # trajectories of length 1 unless told otherwise: 10 steps of 0.1
         step, nsteps = args.step, args.nsteps
         if step is None and nsteps is None:
@@ -245,8 +245,9 @@ def _cmd_sample(args) -> int:
         raise UserError(f"{args.theory} runs in D = {', '.join(map(str, dims[:-1]))} or {dims[-1]} dimensions here; "
                         f"--shape {args.shape} has D = {len(shape)}")
     couplings = couplings_from_args(args, registry)
-    if args.algorithm not in ALGORITHMS:
-        raise UserError(f"unknown algorithm {args.algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    if args.algorithm not in ALGORITHMS and not (args.algorithm == "slhmc" and getattr(args, "fermions", None)):
+        raise UserError(f"unknown algorithm {args.algorithm!r}; choose one of {', '.join(ALGORITHMS)}"
+                        + (" (slhmc: with --fermions staggered)" if args.algorithm == "slhmc" else ""))
     settings = _sampler_settings(args)
     checkpoint = _check_files(args)
     try:
@@ -264,7 +265,10 @@ def _cmd_sample(args) -> int:
                  "choose a smaller --shape" + (" or --N" if "N" in couplings else "") + (" or --n" if args.out else ""))
     theory = _with_fermions(args, theory)
     try:
-        sampler = build_sampler(theory, args.algorithm, **settings)
+        if args.algorithm == "slhmc":
+            sampler = _fermion_slhmc_sampler(args, theory, settings)
+        else:
+            sampler = build_sampler(theory, args.algorithm, **settings)
     except (ValueError, TypeError) as exc:  # the library's one-line messages, e.g. odd extents
         raise UserError(str(exc)) from None
 
@@ -320,7 +324,7 @@ FERMION_CONVENTIONS = (
 def _with_fermions(args, theory):
     """``theory`` times det(M)^k of --n-staggered staggered fields (latticeml.fermions), or itself without --fermions."""
     fermions = getattr(args, "fermions", None)
-    given = [f for f, v in (("--mass", args.mass), ("--n-staggered", args.n_staggered)) if v is not None]
+    given = [f for f, v in (("--mass", args.mass), ("--n-staggered", args.n_staggered), ("--md-mass", args.md_mass)) if v is not None]
     if not fermions:
         if given:
             raise UserError(f"{given[0]} sets the dynamical fermions: add --fermions staggered")
@@ -329,8 +333,11 @@ def _with_fermions(args, theory):
         raise UserError(f"--fermions staggered needs a gauge theory (u1, su2, su3, sun), got {args.theory}")
     if args.mass is None:
         raise UserError("--fermions staggered needs --mass (the staggered mass, > 0)")
-    if args.algorithm != "hmc":
-        raise UserError(f"dynamical fermions are sampled by --algorithm hmc (the determinant is non-local); got --algorithm {args.algorithm}")
+    if args.algorithm not in ("hmc", "slhmc"):
+        raise UserError(f"dynamical fermions are sampled by --algorithm hmc or slhmc (the determinant is non-local); got --algorithm {args.algorithm}")
+    if (args.md_mass is not None) != (args.algorithm == "slhmc"):
+        raise UserError("--algorithm slhmc needs --md-mass (the mass in the molecular dynamics)" if args.md_mass is None
+                        else "--md-mass is the molecular-dynamics mass of --algorithm slhmc")
     from ..fermions import StaggeredFermions
 
     try:
@@ -339,12 +346,29 @@ def _with_fermions(args, theory):
         raise UserError(str(exc)) from None
 
 
+def _fermion_slhmc_sampler(args, theory, settings):
+    """Self-learning HMC of the fermion theory with the net of --model (latticeml.fermions.selflearning)."""
+    from ..fermions import selflearning
+
+    if not args.model:
+        raise UserError("--algorithm slhmc needs --model NET.npz (train one with `latticeml slhmc train ...`)")
+    path = readable_file(args.model, "--model")
+    try:
+        net, _ = selflearning.load_net(path)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise UserError(f"--model {path!r} is not a net written by `latticeml slhmc train`: {exc}") from None
+    return selflearning.slhmc_sampler(theory, net, md_mass=args.md_mass, step_size=settings["step_size"],
+                                      n_steps=settings["n_steps"], integrator=settings.get("integrator") or "omelyan")
+
+
 def add_fermion_flags(parser):
     """--fermions, --mass, --n-staggered (latticeml.fermions)."""
     g = parser.add_argument_group("dynamical fermions (gauge theories, --algorithm hmc)")
     g.add_argument("--fermions", choices=["staggered"], help="add dynamical staggered fermions (pseudofermion HMC, det(M)^k)")
     g.add_argument("--mass", type=positive_float, metavar="M", help="staggered mass m > 0")
     g.add_argument("--n-staggered", type=count(1), metavar="K", help="k in det(M)^k: 1 = one staggered field (4 tastes in 4D, 2 in 2D), default 1")
+    g.add_argument("--md-mass", type=positive_float, metavar="M",
+                   help="--algorithm slhmc: the staggered mass of the molecular dynamics, whose links the net of --model smears")
     return g
 
 

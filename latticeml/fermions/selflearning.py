@@ -35,7 +35,7 @@ from ..checks import check_count, check_rng, positive_float
 from ..nets.covariant import CovariantNet
 from .pseudofermion import StaggeredFermions
 
-__all__ = ["NET_TERMS", "make_net", "md_theory", "TrainingLog", "train_online", "slhmc_sampler"]
+__all__ = ["NET_TERMS", "make_net", "md_theory", "TrainingLog", "train_online", "slhmc_sampler", "save_net", "load_net"]
 
 #: The paper's loop terms: plaquette, Polyakov loop in time, Polyakov loops in space (per layer).
 NET_TERMS = ("plaquette", "polyakov_time", "polyakov_space")
@@ -103,3 +103,28 @@ def slhmc_sampler(target: StaggeredFermions, net: CovariantNet, *, md_mass: floa
 
     return slhmc.sampler(target, md_theory(target, net, md_mass=md_mass), step_size=step_size, n_steps=n_steps,
                          integrator=integrator)
+
+
+def save_net(path, net: CovariantNet, *, metadata: dict | None = None):
+    """Write the net's weights and its loop terms (and ``metadata``: what it was trained for) to an ``.npz``."""
+    from .. import io
+
+    meta = {"kind": "staggered_slhmc_net", "terms": list(net.terms), **(metadata or {})}
+    return io.save_npz(path, {"rho": net.rho}, meta)
+
+
+def load_net(path) -> tuple[CovariantNet, dict]:
+    """``(net, metadata)`` from a file of :func:`save_net`; ValueError if it is not one."""
+    from .. import io
+
+    arrays, meta = io.load_npz(path)
+    if meta.get("kind") != "staggered_slhmc_net" or "rho" not in arrays:
+        raise ValueError("it is not a net written by `latticeml slhmc train` (latticeml.fermions.selflearning.save_net)")
+    rho = np.asarray(arrays["rho"], dtype=np.float64)
+    terms = tuple(meta["terms"])
+    if rho.ndim != 2 or rho.shape[1] != len(terms):
+        raise ValueError(f"its weights have shape {rho.shape}, not (n_layers, {len(terms)})")
+    net = make_net(len(rho), terms=terms)
+    for layer, r in zip(net.layers, rho):
+        layer.rho.value[:] = r
+    return net, meta
