@@ -174,7 +174,7 @@ class StaggeredFermions:
         self.local_updates = frozenset()  # sampled by HMC/SLHMC only: the determinant is non-local
         self.cg_solves = 0
         self.cg_iterations = 0
-        self._cache = None
+        self._cache = self._smeared_cache = None
 
     # ------------------------------------------------------------------ identity
 
@@ -251,7 +251,8 @@ class StaggeredFermions:
         c = self._cache
         if c is not None and c[1] is aux and np.array_equal(c[0], field):
             return c[2], c[3]
-        links = self.links(field)
+        self._smeared_cache = None if self.rho is None else self._smeared(field)  # the force pulls back through it
+        links = prepare(field, self.group) if self.rho is None else self._smeared_cache[0]
         sols = []
         for kind, phi in zip(self.kinds, aux):
             res = solve_normal(links, phi, self.mass, sites=kind, tol=self.tol)
@@ -277,7 +278,7 @@ class StaggeredFermions:
         links, sols = self._solve(field, aux)
         if self.rho is None:
             return fermion_force(links, sols, self.mass, self.group, self.field_shape)
-        _, lm, residuals = self._smeared(field)
+        _, lm, residuals = self._smeared_cache
         G = self._link_gradient(links, sols)
         for res in reversed(residuals):
             G, _ = stout_smearing.stout_backward(G, res, want_rho=False)
@@ -304,7 +305,7 @@ class StaggeredFermions:
         self._check_aux(aux)
         links, sols = self._solve(field, aux)
         S = float(sum(np.vdot(phi, X).real for phi, X in zip(aux, sols)))
-        _, _, residuals = self._smeared(field)
+        _, _, residuals = self._smeared_cache
         G = self._link_gradient(links, sols)
         g_rho = np.zeros_like(self.rho)
         for layer in range(len(residuals) - 1, -1, -1):
