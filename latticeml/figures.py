@@ -31,6 +31,7 @@ FIGURE_MODULES: list[str] = [
     "latticeml.figure_makers.symmetries",
     "latticeml.figure_makers.u1_topology",
     "latticeml.figure_makers.flows",
+    "latticeml.figure_makers.u1_flows",
     "latticeml.figure_makers.smearing",
     "latticeml.figure_makers.l2hmc",
 ]

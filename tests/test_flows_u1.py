@@ -340,3 +340,26 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and err.startswith("latticeml: error:")
 
+
+
+# ----------------------------------------------------------------------------- lecture 06
+
+
+def test_lecture_figure_maker_is_registered_and_fast_settings_are_small():
+    from latticeml import figures
+    from latticeml.figure_makers import u1_flows as lec
+
+    assert figures.registry()["u1_flows"].make is lec.make
+    fast, full = lec.settings_for(True), lec.settings_for(False)
+    assert full.train_steps[lec.BETA] == 1000 and full.architecture == {"n_layers": 16, "hidden": (8, 8)}  # the tutorial
+    assert max(fast.train_steps.values()) <= 50 and fast.n_chain < full.n_chain
+
+
+def test_a_flow_carries_over_to_a_larger_lattice():
+    from latticeml.figure_makers import u1_flows as lec
+
+    flow = small_u1_flow(17)
+    big = lec.transfer(flow, (8, 8))
+    assert big.field_shape == (2, 8, 8)
+    for (na, pa), (nb, pb) in zip(flow.named_parameters(), big.named_parameters(), strict=True):
+        np.testing.assert_array_equal(pa.value, pb.value)
