@@ -149,7 +149,7 @@ def test_flow_is_gauge_equivariant_invertible_and_its_density_gauge_invariant(tr
     z_back, log_det_inv = flow.inverse(x.value)
     np.testing.assert_allclose(wrap(z_back - z), 0.0, atol=1e-11)
     np.testing.assert_allclose(log_det_inv, -log_det.value, atol=1e-11)
-    assert np.all(np.abs(x.value) <= np.pi)  # links stay wrapped into (-pi, pi]
+    assert np.all(np.abs(x.value) <= np.pi)  # links stay in [-pi, pi]
 
 
 @pytest.mark.parametrize("transform,K", [("ncp", 2), ("spline", 3)])

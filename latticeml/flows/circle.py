@@ -71,12 +71,12 @@ def n_components(kind: str, channels: int) -> int:
 def _ncp_point(x, p, K, grad, gp):
     """Mixture of K NCPs at x in [0, 2 pi]; p[b, :, i] is passed as the 1-d view p (length K + 1).
 
-    Returns (h(x), log h'(x), d log h'/dx). With ``grad``: gp[k] = d h / d s_k for k < K and
+    Returns (h(x), log h'(x), d log h'/dx) (the last only with ``grad``, else 0). With ``grad``: gp[k] = d h / d s_k for k < K and
     gp[K + k] = d log h' / d s_k (gp of length 2K).
     """
     sh = math.sin(0.5 * x)
     ch = math.cos(0.5 * x)
-    sx = math.sin(x)
+    sx = 2.0 * sh * ch  # sin x
     h = 0.0
     hp = 0.0
     hpp = 0.0
@@ -87,7 +87,8 @@ def _ncp_point(x, p, K, grad, gp):
         D = ems * ch * ch + es * sh * sh
         h += 2.0 * math.atan2(es * sh, ch)
         hp += 1.0 / D
-        hpp -= 0.5 * (es - ems) * sx / (D * D)  # D' = sinh(s) sin x
+        if grad:
+            hpp -= 0.5 * (es - ems) * sx / (D * D)  # D' = sinh(s) sin x
     h /= K
     hp /= K
     hpp /= K

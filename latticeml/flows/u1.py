@@ -5,7 +5,8 @@ P. E. Shanahan, "Equivariant flow-based sampling for lattice gauge theory", PRL 
 [arXiv:2003.06413]; the U(1) part of the tutorial, M. S. Albergo et al., arXiv:2101.08176, Sec. 4.
 
 Shapes and conventions (those of :mod:`latticeml.theories.u1`, batched): links are angles
-``theta`` ``(B, 2, L0, L1)``, ``U_mu(x) = exp(i theta_mu(x))``, returned wrapped into ``(-pi, pi]``;
+``theta`` ``(B, 2, L0, L1)``, ``U_mu(x) = exp(i theta_mu(x))``; a layer wraps the links it changes
+into ``(-pi, pi]`` and passes the others through (the Haar prior draws them in ``[-pi, pi)``);
 the plaquette ``theta_P(x) = theta_0(x) + theta_1(x + 0) - theta_0(x + 1) - theta_1(x)``; both
 extents a multiple of 4.
 
@@ -150,11 +151,12 @@ def _plaquettes(theta):
 
 def _conditioner(plaq, frozen_mask, weights, biases, layout, nbr):
     """The net on ``[cos, sin]`` of the masked plaquettes ``m P`` (so ``(1, 0)`` off the frozen ones, as in
-    the tutorial): ``(m P, pre-activations, activations)``."""
+    the tutorial): ``(pre-activations, activations)``; ``posts[0]`` is the input ``(B, 2, V)``."""
     fp = plaq * frozen_mask
-    inp = np.stack([np.cos(fp), np.sin(fp)], axis=1)
-    pres, posts = _run_net(inp, weights, biases, layout, nbr)
-    return fp, pres, posts
+    inp = np.empty((plaq.shape[0], 2, plaq.shape[1]))
+    np.cos(fp, out=inp[:, 0])
+    np.sin(fp, out=inp[:, 1])
+    return _run_net(inp, weights, biases, layout, nbr)
 
 
 def _u1_fwd(theta, *params, mu, sign, active, frozen, layout, kernel, kind):
@@ -165,7 +167,7 @@ def _u1_fwd(theta, *params, mu, sign, active, frozen, layout, kernel, kind):
     weights, biases = _unpack(params, layout)
     nbr = neighbour_table(lattice, kernel)
     plaq = _plaquettes(theta)
-    fp, pres, posts = _conditioner(plaq, frozen, weights, biases, layout, nbr)
+    pres, posts = _conditioner(plaq, frozen, weights, biases, layout, nbr)
     x = np.ascontiguousarray(plaq[:, active])
     cparams = np.ascontiguousarray(posts[-1][:, :, active])
     y, logd = circle_forward(kind, x, cparams)
@@ -173,16 +175,15 @@ def _u1_fwd(theta, *params, mu, sign, active, frozen, layout, kernel, kind):
     out = np.empty((B, D * V + 1))
     new = out[:, : D * V].reshape(B, D, V)
     new[...] = links
-    new[:, mu, active] = links[:, mu, active] + sign * (y - x)
-    new[...] = wrap_angle(new)
+    new[:, mu, active] = wrap_angle(links[:, mu, active] + sign * (y - x))  # only the changed links
     out[:, D * V] = logd.sum(axis=1)
-    residuals = (theta.shape, plaq, fp, x, cparams, pres, posts, weights, nbr, tuple(np.shape(p) for p in params),
+    residuals = (theta.shape, plaq, x, cparams, pres, posts, weights, nbr, tuple(np.shape(p) for p in params),
                  (mu, sign, active, frozen, layout, kind))
     return out, residuals
 
 
 def _u1_bwd(g, residuals, needs):
-    shape, plaq, fp, x, cparams, pres, posts, weights, nbr, pshapes, (mu, sign, active, frozen, layout, kind) = residuals
+    shape, plaq, x, cparams, pres, posts, weights, nbr, pshapes, (mu, sign, active, frozen, layout, kind) = residuals
     B, D = shape[:2]
     V = plaq.shape[1]
     g = np.asarray(g, dtype=np.float64)
@@ -198,7 +199,8 @@ def _u1_bwd(g, residuals, needs):
     if needs[0]:
         g_plaq = np.zeros((B, V))
         g_plaq[:, active] = gx - a
-        g_plaq += frozen * (-np.sin(fp) * g_in[:, 0] + np.cos(fp) * g_in[:, 1])
+        cos_fp, sin_fp = posts[0][:, 0], posts[0][:, 1]  # the net's input
+        g_plaq += frozen * (cos_fp * g_in[:, 1] - sin_fp * g_in[:, 0])
         grads[0] = (g_links + plaquette_map_transpose(g_plaq.reshape((B, 1) + shape[2:])).reshape(B, D, V)).reshape(shape)
     return tuple(grads)
 
@@ -284,7 +286,7 @@ class U1EquivariantCoupling(nn.Module):
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         weights, biases = _unpack(self._params(values=True), self._layout)
         plaq = _plaquettes(theta)
-        _, _, posts = _conditioner(plaq, self._frozen, weights, biases, self._layout, neighbour_table(self.shape, self._kernel))
+        _, posts = _conditioner(plaq, self._frozen, weights, biases, self._layout, neighbour_table(self.shape, self._kernel))
         return np.ascontiguousarray(plaq[:, self._active]), np.ascontiguousarray(posts[-1][:, :, self._active])
 
     def inverse(self, theta) -> tuple[np.ndarray, np.ndarray]:
