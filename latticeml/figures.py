@@ -34,6 +34,7 @@ FIGURE_MODULES: list[str] = [
     "latticeml.figure_makers.u1_flows",
     "latticeml.figure_makers.smearing",
     "latticeml.figure_makers.l2hmc",
+    "latticeml.figure_makers.fermions",
 ]
 
 
