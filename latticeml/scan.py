@@ -23,9 +23,9 @@ directory::
 
 ``<id>`` is a hash of the task's spec, so the same scan run again finds its files: a task with a
 result is skipped, a task with only a checkpoint resumes from it (bit-identically:
-:mod:`latticeml._runs` pairs every checkpoint with the generator's state), and a task with neither
+``latticeml._runs`` pairs every checkpoint with the generator's state), and a task with neither
 starts. A worker killed mid-task loses only the steps since that task's last checkpoint: Dask
-(:mod:`distributed`) hands the task to another worker, which resumes it.
+(``distributed``) hands the task to another worker, which resumes it.
 
 Reproducibility: a task's generator is ``numpy.random.default_rng(SeedSequence(seed, spawn_key=K))``
 with ``seed`` the scan seed and ``K`` eight 32-bit words of the SHA-256 of the task's physics and
@@ -35,7 +35,7 @@ chain: its first ``n`` measurements are the shorter scan's). See M. E. O'Neill's
 NumPy ``SeedSequence`` documentation for why hashed spawn keys give independent streams.
 
 Workers must see the run directory (same machine, or a shared file system on a cluster). Each
-task runs single-threaded (:func:`latticeml._threads.single_threaded`; the kernels' results do not
+task runs single-threaded (``latticeml._threads.single_threaded``; the kernels' results do not
 depend on the thread count): the parallelism is across tasks. Dask is imported only by
 :func:`run_scan` with ``workers != 0`` (``pip install latticeml[scale]``). A script that starts a
 local cluster must guard its entry point with ``if __name__ == "__main__":`` (the worker processes

@@ -7,7 +7,7 @@
 
 ``U`` is our 4D SU(3) layout, complex128 ``(4, Lt, Lx, Ly, Lz, 3, 3)`` with axis 0 = time and
 direction 0 = time; the files store x fastest, t slowest and directions in the order x, y, z, t
-(:mod:`latticeml.formats._layout` spells out the index mapping). Both formats define SU(3) in four
+(``latticeml/formats/_layout.py`` spells out the index mapping). Both formats define SU(3) in four
 dimensions only: other groups and dimensions are refused with a ValueError that says so.
 
 Modules: :mod:`.lime` (the record container), :mod:`.ildg` (ILDG records in LIME, SciDAC

@@ -14,7 +14,7 @@ Records written (three messages, as QIO/Chroma write them; a reader needs only t
     scidac-checksum           <scidacChecksum>: suma, sumb (hex)
     ildg-data-lfn             the logical file name (only if one is given)
 
-Binary layout (see :mod:`latticeml.formats._layout` for the mapping to our ``(4, Lt, Lx, Ly, Lz, 3, 3)``):
+Binary layout (see ``latticeml/formats/_layout.py`` for the mapping to our ``(4, Lt, Lx, Ly, Lz, 3, 3)``):
 sites with x fastest and t slowest, at each site the links in direction order x, y, z, t, each a
 row-major 3 x 3 matrix of (real, imaginary) pairs. The ILDG format defines ``su3gauge`` in four
 dimensions only, so SU(2) and other dimensions are refused with a message saying so.
@@ -23,7 +23,7 @@ SciDAC checksum (``DML_checksum_accum``): for the site of lexicographic rank ``r
 ``w = crc32(the site's bytes as stored)``, ``suma ^= rotl32(w, r mod 29)``, ``sumb ^= rotl32(w, r mod 31)``.
 
 On reading, the binary record's length must match the ``ildg-format`` dimensions and precision,
-and the checksum (when the file has one) must match the data; otherwise :class:`GaugeFormatError`
+and the checksum (when the file has one) must match the data; otherwise :class:`~latticeml.formats.GaugeFormatError`
 says what disagrees, and nothing is returned. float32 files are rounded to ~1e-7, so their links
 are brought back onto SU(3) (:func:`latticeml.groups.reunitarize`) after the checks.
 """
@@ -109,7 +109,7 @@ def read_ildg(path, *, verify: bool = True) -> tuple[np.ndarray, dict]:
     ``info``: ``format`` ("ildg"), ``precision``, ``shape`` (our ``(Lt, Lx, Ly, Lz)``), ``checksum``
     ("verified", or "absent" for a file without a ``scidac-checksum`` record), ``metadata`` (the JSON
     latticeml stored, or {}), ``lfn`` (or None). With ``verify`` the checksum is compared (and a
-    mismatch raises :class:`GaugeFormatError`).
+    mismatch raises :class:`~latticeml.formats.GaugeFormatError`).
     """
     records = {}
     for record in lime.read_records(path):

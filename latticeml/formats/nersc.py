@@ -16,7 +16,7 @@ format", NERSC), as written and read by MILC (``io_lat.c``, ``nersc_cksum.c``), 
     END_HEADER
     <binary links>
 
-Binary layout: as ILDG (:mod:`latticeml.formats._layout`: x fastest, t slowest, directions x, y,
+Binary layout: as ILDG (``latticeml/formats/_layout.py``: x fastest, t slowest, directions x, y,
 z, t, row-major matrices of (real, imaginary) pairs), in the endianness of ``FLOATING_POINT``. For
 ``4D_SU3_GAUGE`` the third row is ``conj(row0 x row1)`` (unitarity with det 1).
 
@@ -26,7 +26,7 @@ i.e. of the data after conversion to a little-endian host's byte order, over the
 stored (two rows for ``4D_SU3_GAUGE``). The format defines SU(3) in four dimensions only.
 
 On reading, the data length must match the header, and (with ``verify``) the checksum, the link
-trace and the plaquette must agree with the data; otherwise :class:`GaugeFormatError` names the
+trace and the plaquette must agree with the data; otherwise :class:`~latticeml.formats.GaugeFormatError` names the
 quantity and both values, and nothing is returned. float32 files are brought back onto SU(3)
 (:func:`latticeml.groups.reunitarize`) after the checks.
 """
