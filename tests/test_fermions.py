@@ -203,8 +203,8 @@ def test_schwinger_model_hmc_matches_direct_integration_on_the_2x2_torus(rng):
     for k, integrator in ((1, "omelyan"), (2, "leapfrog")):
         exact = schwinger_2x2(beta, m, k, n=10)
         theory = StaggeredFermions(make_theory("u1", (2, 2), beta=beta), mass=m, n_staggered=k)
-        sampler = hmc.sampler(theory, step_size=0.25, n_steps=4, integrator=integrator)
-        res = run_chain(sampler, theory.hot_start(rng), rng, n_measure=800, n_therm=50, progress=False)
+        sampler = hmc.sampler(theory, step_size=0.34, n_steps=3, integrator=integrator)
+        res = run_chain(sampler, theory.hot_start(rng), rng, n_measure=800, n_therm=30, progress=False)
         assert 0.6 < res.acceptance.mean() < 1
         for key in ("plaquette", "chiral_condensate"):
             g = gamma_method(res.records[key])
