@@ -32,6 +32,9 @@ if os.environ.get("LATTICEML_FIGURES_DIR") is None:
 # The notebook kernel inherits this environment: a non-interactive MPLBACKEND (the tests set Agg)
 # would stop IPython from showing figures inline, so the kernel uses the inline backend.
 os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+# The CUDA backend's modules (latticeml.backends.cuda.*) import numba.cuda, which needs a GPU or
+# Numba's CUDA simulator: the API pages are built with the simulator (the docs extra has numba-cuda).
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 import types  # noqa: E402
 

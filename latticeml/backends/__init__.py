@@ -25,19 +25,21 @@ and return field-valued results as :class:`latticeml.backends.cuda.arrays.Device
 copies one to the host), so that HMC keeps links, momenta and forces on the device. A backend may
 also bring its own theory classes (:data:`THEORY_CLASSES`, :func:`theory_class`): the CUDA ones
 draw momenta on the host and copy them over, and have no local updates. Whether a backend can run
-here (a GPU, or Numba's CUDA simulator) is asked the first time it is chosen (:data:`_PROBES`),
+here (a GPU, or Numba's CUDA simulator) is asked the first time it is chosen (``_PROBES``),
 never at import.
 
 Every function takes and returns NumPy arrays in the layouts of :mod:`latticeml.lattice` (the
-field conventions of the design document), with the signature of the cpu module's function.
+field conventions of the design document), with the signature of the cpu module's function (the
+cuda modules return field-valued results as device fields, see above).
 
 Adding a backend
 ----------------
 1. Write the kernel modules, e.g. ``latticeml/backends/cuda/sun.py`` with ``@cuda.jit`` kernels
-   behind functions of the same names and signatures as the cpu module's (arrays in, arrays out;
-   copies to and from the device happen inside).
-2. Add one row per family to :data:`KERNELS`, ``("sun", "cuda"): "latticeml.backends.cuda.sun"``,
-   and, if the backend needs a package that may be missing, a line to :data:`_REQUIREMENTS`.
+   behind functions of the same names and signatures as the cpu module's.
+2. Add one row per family to :data:`KERNELS`, ``("sun", "cuda"): "latticeml.backends.cuda.sun"``;
+   if the backend needs hardware or a package that may be missing, a probe to ``_PROBES`` (a
+   function returning None or the one-line reason), and if its theories differ from the cpu ones
+   (the CUDA theories draw momenta on the host and copy them over), rows to :data:`THEORY_CLASSES`.
 3. Run the kernel tests with the backend: the kernels must agree with the cpu ones to rounding
    (and under the CUDA simulator in CI). Families a backend does not provide are refused by
    :func:`kernels` with a message; a theory whose local-update family is missing on a backend
@@ -103,7 +105,7 @@ def check_backend(backend) -> str:
 def theory_class(cls: type, backend: str) -> type:
     """The class that runs theory class ``cls`` on ``backend``: ``cls`` itself on the cpu, else its row of :data:`THEORY_CLASSES`.
 
-    :meth:`latticeml.theories.base.Theory.__new__` calls this, so ``make_theory(..., backend="cuda")``
+    ``Theory.__new__`` (:mod:`latticeml.theories.base`) calls this, so ``make_theory(..., backend="cuda")``
     and ``SU3(shape, beta=6.0, backend="cuda")`` build the same object. A theory without a row is
     refused with one line naming the theories the backend runs.
     """

@@ -9,7 +9,7 @@ samplers, which are written once for every backend:
 * ``a * f``, ``f + g``, ``f - g``, ``-f`` (scalars ``a``; NumPy arrays are copied to the device
   first) run one elementwise kernel each, so the integrators of
   :mod:`latticeml.samplers.integrators` (``p - eps/2 * F``) move momenta on the device;
-  ``__array_ufunc__ = None`` makes NumPy hand ``ndarray - DeviceField`` to :meth:`DeviceField.__rsub__`.
+  ``__array_ufunc__ = None`` makes NumPy hand ``ndarray - DeviceField`` to ``DeviceField.__rsub__``.
 
 Reductions (:func:`total`) sum in a fixed tree (per block in shared memory, then over the
 blocks' partial sums), so a sum is the same on every run; it differs from the cpu's chunked sum

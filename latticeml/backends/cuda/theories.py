@@ -8,8 +8,8 @@ to its class here (:data:`latticeml.backends.THEORY_CLASSES`). A CUDA theory *is
 * its kernels are the CUDA family modules (:mod:`latticeml.backends.cuda.u1`,
   :mod:`latticeml.backends.cuda.sun`): ``action``, ``force``, ``evolve`` and the plaquette run on the
   device, and field-valued results are :class:`~latticeml.backends.cuda.arrays.DeviceField`;
-* :meth:`random_momentum` draws the momenta on the host from the same ``numpy.random.Generator``
-  calls as the cpu theory and copies them to the device, and :meth:`kinetic_energy` sums on the
+* ``random_momentum`` draws the momenta on the host from the same ``numpy.random.Generator``
+  calls as the cpu theory and copies them to the device, and ``kinetic_energy`` sums on the
   device, so during an HMC trajectory links, momenta and forces never leave the device; the host
   sees two floats per trajectory (the actions and kinetic energies for accept/reject) and the
   field when it measures or writes a checkpoint. The same seed therefore gives the same chain as
