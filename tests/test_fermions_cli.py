@@ -73,3 +73,12 @@ def test_slhmc_train_then_sample(capsys, tmp_path):
     assert main(["slhmc", "train", "phi4", "--shape", "4,4", "--beta", "1", "--mass", "0.3", "--md-mass", "0.4", "--out", net]) == 2
     assert main(["sample", "su2", "--shape", "4,4,4,4", "--beta", "2.7", "--algorithm", "slhmc"]) == 2
     assert "with --fermions staggered" in capsys.readouterr().err
+
+
+def test_two_scale_integrator_with_fermions_only(capsys):
+    argv = ["sample", "u1", "--shape", "4,4", "--beta", "1", "--integrator", "two-scale", "--n", "3", "--therm", "0", "--json", "--quiet"]
+    assert main(argv + ["--fermions", "staggered", "--mass", "0.5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["params"]["integrator"] == "sexton_weingarten_4"
+    assert main(argv) == 2
+    assert "--fermions staggered" in capsys.readouterr().err

@@ -264,6 +264,12 @@ def _cmd_sample(args) -> int:
                  + (f" and the {args.n} configurations --out keeps)" if args.out else ")"),
                  "choose a smaller --shape" + (" or --N" if "N" in couplings else "") + (" or --n" if args.out else ""))
     theory = _with_fermions(args, theory)
+    if settings.get("integrator") == TWO_SCALE:
+        if not getattr(args, "fermions", None):
+            raise UserError(f"--integrator {TWO_SCALE} puts the gauge force on a finer scale than the fermion force: use it with --fermions staggered")
+        from ..fermions import two_time_scale
+
+        settings["integrator"] = two_time_scale(theory, TWO_SCALE_INNER)
     try:
         if args.algorithm == "slhmc":
             sampler = _fermion_slhmc_sampler(args, theory, settings)
@@ -321,6 +327,10 @@ FERMION_CONVENTIONS = (
 )
 
 
+#: --integrator two-scale (with --fermions): Sexton-Weingarten, the gauge force on a scale TWO_SCALE_INNER times finer.
+TWO_SCALE, TWO_SCALE_INNER = "two-scale", 4
+
+
 def _with_fermions(args, theory):
     """``theory`` times det(M)^k of --n-staggered staggered fields (latticeml.fermions), or itself without --fermions."""
     fermions = getattr(args, "fermions", None)
@@ -364,7 +374,8 @@ def _fermion_slhmc_sampler(args, theory, settings):
 def add_fermion_flags(parser):
     """--fermions, --mass, --n-staggered (latticeml.fermions)."""
     g = parser.add_argument_group("dynamical fermions (gauge theories, --algorithm hmc)")
-    g.add_argument("--fermions", choices=["staggered"], help="add dynamical staggered fermions (pseudofermion HMC, det(M)^k)")
+    g.add_argument("--fermions", choices=["staggered"], help="add dynamical staggered fermions (pseudofermion HMC, det(M)^k; "
+                   "--integrator two-scale puts the gauge force on a 4x finer scale)")
     g.add_argument("--mass", type=positive_float, metavar="M", help="staggered mass m > 0")
     g.add_argument("--n-staggered", type=count(1), metavar="K", help="k in det(M)^k: 1 = one staggered field (4 tastes in 4D, 2 in 2D), default 1")
     g.add_argument("--md-mass", type=positive_float, metavar="M",
