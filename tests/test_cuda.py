@@ -29,7 +29,7 @@ def _python(code_or_args, *, simulator: bool, timeout: float = 600):
     if simulator:
         env["NUMBA_ENABLE_CUDASIM"] = "1"
     args = ["-c", code_or_args] if isinstance(code_or_args, str) else list(code_or_args)
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @needs_numba_cuda

@@ -20,14 +20,14 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
     pytest.skip("runs in a subprocess with NUMBA_ENABLE_CUDASIM=1 (tests/test_cuda.py)", allow_module_level=True)
 pytest.importorskip("numba_cuda", reason="the CUDA backend needs numba-cuda: pip install 'latticeml[cuda]'")
 
-from latticeml import groups  # noqa: E402
-from latticeml.backends.cuda import sun as csun  # noqa: E402
-from latticeml.backends.cuda import u1 as cu1  # noqa: E402
-from latticeml.backends.cuda.arrays import DeviceField  # noqa: E402
-from latticeml.observables import loops, topology  # noqa: E402
-from latticeml.samplers import build_sampler, run_chain  # noqa: E402
-from latticeml.smearing import gradient_flow, stout  # noqa: E402
-from latticeml.theories import make_theory, sun, u1  # noqa: E402
+from latticeml import groups
+from latticeml.backends.cuda import sun as csun
+from latticeml.backends.cuda import u1 as cu1
+from latticeml.backends.cuda.arrays import DeviceField
+from latticeml.observables import loops, topology
+from latticeml.samplers import build_sampler, run_chain
+from latticeml.smearing import gradient_flow, stout
+from latticeml.theories import make_theory, sun, u1
 
 pytestmark = pytest.mark.cuda
 

@@ -23,13 +23,13 @@ __all__ = ["register"]
 
 def _cuda_status() -> str:
     """The device the CUDA backend would use, or why there is none (imports numba.cuda: only ``info`` asks)."""
-    try:
-        from ..backends.cuda import device_description
-    except Exception as exc:  # pragma: no cover - the package itself is plain Python
-        return f"unavailable ({type(exc).__name__})"
+    from ..backends.cuda import (
+        device_description,  # plain Python: numba.cuda is imported inside
+    )
+
     try:
         return device_description()
-    except Exception as exc:  # a broken driver raises all sorts of errors: report it, do not crash
+    except Exception as exc:  # noqa: BLE001  (a broken driver raises all sorts of errors: report it, do not crash)
         return f"not available ({type(exc).__name__}: {exc})"
 
 
@@ -43,9 +43,9 @@ def _kernel_lines() -> list[str]:
         return ["cuda kernels not compiled (the CUDA simulator runs them as Python; unset NUMBA_ENABLE_CUDASIM to compile)"]
     try:
         results = compile_kernels()
-    except Exception as exc:  # no NVVM / toolkit: one line, not a traceback
-        return [f"cuda kernels not compiled ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
-                "pip install 'latticeml[cuda]' brings the CUDA compiler)"]
+    except Exception as exc:  # noqa: BLE001  (no NVVM / toolkit: one line, not a traceback)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return [f"cuda kernels not compiled ({type(exc).__name__}: {first}; pip install 'latticeml[cuda]' brings the CUDA compiler)"]
     failed = [(k, err) for k, err in results if err is not None]
     lines = [f"cuda kernels {len(results) - len(failed)} of {len(results)} compiled to PTX"]
     lines += [f"  failed: {k}: {err}" for k, err in failed]

@@ -33,7 +33,7 @@ import importlib.util
 import os
 from functools import lru_cache
 
-__all__ = ["unavailable_reason", "device_description"]
+__all__ = ["device_description", "unavailable_reason"]
 
 
 @lru_cache(maxsize=1)
@@ -49,17 +49,22 @@ def unavailable_reason() -> str | None:
     try:
         from numba import cuda
         from numba.cuda.core import config
-    except Exception as exc:  # missing CUDA bindings and the like: say what Numba says
-        return f"numba.cuda cannot be imported ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+    except Exception as exc:  # noqa: BLE001  (missing CUDA bindings and the like: say what Numba says)
+        return f"numba.cuda cannot be imported ({_first_line(exc)})"
     wanted = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
     if wanted and not config.ENABLE_CUDASIM:
         return "NUMBA_ENABLE_CUDASIM=1 was set after numba.cuda was imported; set it before starting Python"
     try:
         if cuda.is_available():
             return None
-    except Exception as exc:  # a broken driver raises all sorts of errors
-        return f"the CUDA driver failed ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+    except Exception as exc:  # noqa: BLE001  (a broken driver raises all sorts of errors)
+        return f"the CUDA driver failed ({_first_line(exc)})"
     return "no CUDA GPU or driver found; for the CPU simulator of the kernels (slow, for tests) set NUMBA_ENABLE_CUDASIM=1 before starting Python"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def device_description() -> str:
@@ -128,7 +133,6 @@ def compile_kernels(cc: tuple[int, int] | None = None) -> list[tuple[str, str | 
     simulator (which compiles nothing).
     """
     import importlib
-
     from types import SimpleNamespace
 
     _COMPILE_ONLY[0] = True
@@ -151,8 +155,8 @@ def compile_kernels(cc: tuple[int, int] | None = None) -> list[tuple[str, str | 
             try:
                 cuda.compile_ptx(fn.py_func, sig, cc=tuple(cc))
                 results.append((label, None))
-            except Exception as exc:  # report every kernel, not only the first failure
-                results.append((label, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+            except Exception as exc:  # noqa: BLE001  (report every kernel, not only the first failure)
+                results.append((label, _first_line(exc)))
         return results
     finally:
         _COMPILE_ONLY[0] = False

@@ -22,10 +22,10 @@ _reason = unavailable_reason()
 if _reason is not None and not _compile_only():
     raise ImportError(f"the CUDA backend is not available: {_reason}")
 
-from numba import cuda  # noqa: E402  (after the check: the import itself may fail)
-from numba.cuda.core import config as _config  # noqa: E402
+from numba import cuda
+from numba.cuda.core import config as _config
 
-__all__ = ["cuda", "kernel", "device", "THREADS", "MAX_BLOCKS", "grid", "SIMULATOR"]
+__all__ = ["MAX_BLOCKS", "SIMULATOR", "THREADS", "cuda", "device", "grid", "kernel"]
 
 #: True under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1).
 SIMULATOR = bool(_config.ENABLE_CUDASIM)

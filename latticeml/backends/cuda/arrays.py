@@ -26,7 +26,7 @@ from numba import float64
 from ...lattice import _planes_array, neighbour_table
 from ._shim import THREADS, cuda, grid, kernel
 
-__all__ = ["DeviceField", "to_device", "is_device_array", "device_array", "total", "sum_squares", "tables", "planes", "check_one_configuration"]
+__all__ = ["DeviceField", "check_one_configuration", "device_array", "is_device_array", "planes", "sum_squares", "tables", "to_device", "total"]
 
 
 # ----------------------------------------------------------------------------- kernels

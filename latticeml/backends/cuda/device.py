@@ -182,8 +182,7 @@ def _expm_su3_into(X, out, q, q2):
         neg = c0 < 0.0
         c0a = -c0 if neg else c0
         ratio = c0a / (2.0 * (c1 / 3.0) ** 1.5)
-        if ratio > 1.0:
-            ratio = 1.0
+        ratio = min(ratio, 1.0)
         theta = math.acos(ratio)
         u = math.sqrt(c1 / 3.0) * math.cos(theta / 3.0)
         w = math.sqrt(c1) * math.sin(theta / 3.0)

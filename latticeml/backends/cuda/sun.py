@@ -34,7 +34,17 @@ from numba import complex128
 from ... import groups
 from ...checks import check_count, finite_float, gauge_links, positive_float
 from ._shim import cuda, grid, kernel
-from .arrays import DeviceField, check_one_configuration, is_device_array, device_array, planes, sum_squares, tables, to_device, total
+from .arrays import (
+    DeviceField,
+    check_one_configuration,
+    device_array,
+    is_device_array,
+    planes,
+    sum_squares,
+    tables,
+    to_device,
+    total,
+)
 from .device import (
     MAXN,
     add_into,
@@ -53,24 +63,24 @@ from .device import (
 )
 
 __all__ = [
-    "plaquette_field",
-    "mean_plaquette",
     "action",
-    "staples",
-    "force",
+    "clover_field_strength",
     "evolve",
     "exp_multiply",
-    "kinetic_energy",
+    "flow",
     "flow_generator",
     "flow_step",
-    "flow",
-    "stout",
-    "polyakov_starts",
+    "force",
+    "kinetic_energy",
+    "mean_plaquette",
+    "plaquette_field",
     "polyakov_loop",
     "polyakov_loop_mean",
-    "clover_field_strength",
-    "topological_charge_density",
+    "polyakov_starts",
+    "staples",
+    "stout",
     "topological_charge",
+    "topological_charge_density",
 ]
 
 #: The flow integrators of :mod:`latticeml.smearing.gradient_flow`.

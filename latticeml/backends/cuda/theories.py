@@ -32,7 +32,7 @@ from . import sun as _sun_kernels
 from .arrays import DeviceField, to_device
 from .device import MAXN
 
-__all__ = ["CudaU1", "CudaSUN", "CudaSU2", "CudaSU3"]
+__all__ = ["CudaSU2", "CudaSU3", "CudaSUN", "CudaU1"]
 
 
 class _OnDevice:

@@ -22,23 +22,33 @@ import numpy as np
 from ...checks import finite_float, gauge_links
 from . import sun as _matrices
 from ._shim import cuda, device, grid, kernel
-from .arrays import DeviceField, check_one_configuration, is_device_array, device_array, planes, sum_squares, tables, to_device, total
+from .arrays import (
+    DeviceField,
+    check_one_configuration,
+    device_array,
+    is_device_array,
+    planes,
+    sum_squares,
+    tables,
+    to_device,
+    total,
+)
 from .device import link_of, plane_of, u1_plaquette_angle
 
 __all__ = [
-    "plaquette_angles",
-    "mean_plaquette",
     "action",
-    "force",
-    "staples",
     "evolve",
+    "flow_step",
+    "force",
     "kinetic_energy",
+    "mean_plaquette",
+    "plaquette_angles",
     "polyakov_loop",
     "polyakov_loop_mean",
-    "to_phases",
-    "to_angles",
-    "flow_step",
+    "staples",
     "stout",
+    "to_angles",
+    "to_phases",
 ]
 
 
