@@ -133,7 +133,9 @@ def test_plaquette_masks_partition_and_active_links_sit_in_one_active_plaquette_
 
 @pytest.mark.parametrize("transform,K", [("ncp", 2), ("spline", 4)])
 def test_flow_is_gauge_equivariant_invertible_and_its_density_gauge_invariant(transform, K, rng):
-    flow = small_u1_flow(1, transform=transform, components=K, n_layers=8, shape=(4, 8))
+    # (weights x 2 for the NCP, x 1 for the spline: with flat stretches h' ~ 1e-2 in 8 stacked layers the
+    # spline's inverse amplifies the rounding of the gauge transformation itself beyond 1e-12)
+    flow = small_u1_flow(1, transform=transform, components=K, n_layers=8, shape=(4, 8), scale=2.0 if transform == "ncp" else 1.0)
     z = flow.prior.sample(rng, 3)
     theta, log_q = flow.sample(np.random.default_rng(5), 3)
     alpha = random_gauge_transform_u1(rng, (4, 8))
@@ -191,7 +193,7 @@ def test_flow_mcmc_with_an_untrained_flow_reproduces_the_exact_plaquette_and_chi
     flow = small_u1_flow(4, n_layers=4, scale=1.0)
     for layer in flow.layers:
         layer.net.layers[-1].bias.value[:-1] = -0.7
-    chain = flows.flow_mcmc(flow, theory, np.random.default_rng(6), n_steps=24000, batch_size=4000, keep_fields=False)
+    chain = flows.flow_mcmc(flow, theory, np.random.default_rng(6), n_steps=16000, batch_size=4000, keep_fields=False)
     assert 0.05 < chain.acceptance < 0.9
     # the proposals alone (no accept/reject) are far from the target: the Metropolis step does the work
     raw = flows.observables(theory, flow.sample(np.random.default_rng(16), 4000)[0])["plaquette"]
