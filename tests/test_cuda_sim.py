@@ -191,5 +191,7 @@ def test_cuda_theories_and_their_refusals(rng):
         make_theory("phi4", (4, 4), m2=1.0, lam=0.0, backend="cuda")
     with pytest.raises(ValueError, match="with the Wilson action, not Improved"):
         make_theory("u1", (4, 4), beta=1.0, action="iwasaki", backend="cuda")
+    with pytest.raises(ValueError, match="instanton moves run on backend 'cpu' only; on backend 'cuda' sample u1 with plain hmc"):
+        build_sampler(make_theory("u1", (4, 4), beta=2.0, backend="cuda"), "hmc", step_size=0.1, n_steps=1, instanton_every=1)
     with pytest.raises(ValueError, match="one configuration at a time"):
         csun.action(U[None], beta=1.0, batched=True)

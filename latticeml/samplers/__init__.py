@@ -100,6 +100,11 @@ def build_sampler(theory, algorithm: str, **settings) -> Sampler:
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     check_supported(theory, algorithm)
+    backend = getattr(theory, "backend", "cpu")
+    if backend != "cpu" and (algorithm != "hmc" or settings.get("instanton_every") is not None):
+        # only plain HMC keeps its fields on a device (latticeml.backends.cuda); the others call cpu kernels
+        what = "instanton moves" if algorithm == "hmc" else algorithm
+        raise ValueError(f"{what} run on backend 'cpu' only; on backend {backend!r} sample {theory.name} with plain hmc")
     if settings.get("instanton_every") is not None:  # HMC + instanton moves (2D U(1)), see samplers.instanton
         if algorithm != "hmc":
             raise ValueError(f"instanton_every mixes instanton moves into HMC; it does not apply to {algorithm!r} (use algorithm 'hmc')")
