@@ -230,14 +230,14 @@ def run_scan(tasks, directory, *, workers: int | None = None, scheduler: str | N
                 if bar is not None:
                     bar.update(1)
         elif pending:
-            owned = None
-            if client is None:
-                client, owned = _open_client(workers, scheduler)
-                owned = (client, owned)
+            ours = client is None  # a client (and local cluster) opened here is closed here
+            cluster = None
+            if ours:
+                client, cluster = _open_client(workers, scheduler)
             try:
                 from dask.distributed import as_completed
 
-                token = uuid.uuid4().hex[:8]
+                token = uuid.uuid4().hex[:8]  # fresh keys: a rerun never collides with an old run's futures
                 futures = [client.submit(run_task, task, str(directory.resolve()), checkpoint_every=checkpoint_every,
                                          key=f"latticeml-scan-{task.id}-{token}", pure=False) for task in pending]
                 for future in as_completed(futures):
@@ -245,10 +245,10 @@ def run_scan(tasks, directory, *, workers: int | None = None, scheduler: str | N
                     if bar is not None:
                         bar.update(1)
             finally:
-                if owned is not None:
-                    owned[0].close()
-                    if owned[1] is not None:
-                        owned[1].close()
+                if ours:
+                    client.close()
+                    if cluster is not None:
+                        cluster.close()
     finally:
         if bar is not None:
             bar.close()
