@@ -12,9 +12,9 @@ dimensions bounds the iterations. Two forms (the ``mid``/``out`` sites of
 
 Stopping rule: the *relative* residual ``|b - A x| / |b| <= tol`` of the recursively updated
 residual; :class:`CGResult` reports the iterations and the true residual ``|b - A x| / |b|``
-recomputed at the end (the two agree to ~1e-15 relative for these well-conditioned systems). A
-solve that does not reach ``tol`` in ``max_iter`` iterations raises ``RuntimeError`` (an HMC that
-silently uses an unconverged force breaks reversibility, not just accuracy).
+recomputed at the end. A solve whose true residual exceeds ``10 tol`` (no convergence in
+``max_iter`` iterations) raises ``RuntimeError``: an HMC that silently used an unconverged solve
+would break reversibility, not just accuracy.
 """
 
 from __future__ import annotations
