@@ -13,6 +13,7 @@
     latticeml l2hmc train u1 [...]     train L2HMC's generalized leapfrog for 2D U(1)  (cli/l2hmc.py)
     latticeml slhmc train THEORY [...] train the stout net of SLHMC with staggered     (cli/slhmc.py)
                                        fermions
+    latticeml lcnn dataset|train       L-CNN Wilson-loop regression (Favoni et al.)    (cli/lcnn.py)
 
 One module per subcommand, each with a ``register(subparsers)`` that adds its parser; what they
 share (the error type, argument types, path and memory checks, the observables table) lives in
@@ -31,13 +32,13 @@ from __future__ import annotations
 import sys
 
 from .. import __version__
-from . import figures, flow, info, l2hmc, sample, scan, slhmc
+from . import figures, flow, info, l2hmc, lcnn, sample, scan, slhmc
 from .common import ArgumentParser, UserError, described
 
 __all__ = ["main", "build_parser", "UserError"]
 
 #: the subcommand modules, in the order ``latticeml --help`` lists them.
-SUBCOMMANDS = (info, figures, sample, scan, flow, l2hmc, slhmc)
+SUBCOMMANDS = (info, figures, sample, scan, flow, l2hmc, slhmc, lcnn)
 
 
 def build_parser() -> ArgumentParser:
