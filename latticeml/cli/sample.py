@@ -373,7 +373,7 @@ def _fermion_slhmc_sampler(args, theory, settings):
 
 def add_fermion_flags(parser):
     """--fermions, --mass, --n-staggered (latticeml.fermions)."""
-    g = parser.add_argument_group("dynamical fermions (gauge theories, --algorithm hmc)")
+    g = parser.add_argument_group("dynamical fermions (gauge theories, --algorithm hmc or slhmc)")
     g.add_argument("--fermions", choices=["staggered"], help="add dynamical staggered fermions (pseudofermion HMC, det(M)^k; "
                    "--integrator two-scale puts the gauge force on a 4x finer scale)")
     g.add_argument("--mass", type=positive_float, metavar="M", help="staggered mass m > 0")
