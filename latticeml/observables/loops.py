@@ -20,9 +20,11 @@ Shapes and conventions (see :mod:`latticeml.lattice`)
 
 The loops are built from Wilson lines: the lines of R and T links along each direction are built
 once (R + T matrix products per site) and shared by every plane, and closing a loop then costs two
-products per site, instead of 2 (R + T) for walking each loop of each plane. The Numba kernels run
-over flat sites with the neighbour table of :func:`latticeml.lattice.neighbour_table`, so one kernel
-serves every D.
+products per site, instead of 2 (R + T) for walking each loop of each plane. The lines are
+batched NumPy products over flat sites gathered with the neighbour table of
+:func:`latticeml.lattice.neighbour_table`, so one function serves every D; they are observables,
+measured once per configuration, and compile nothing (a Numba version cost 3-5 s of compilation
+before the first number of every SU(N) chain, bench_coldstart.py).
 
 Polyakov loops ``P(x) = tr prod_{t=0}^{L_0-1} U_0(x + t 0) / N`` (``exp(i sum theta)`` for U(1))
 wind once around the torus; their mean is the order parameter of the centre symmetry.
@@ -36,9 +38,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from numba import njit
-
-from .. import _linalg as la
 from ..checks import gauge_links
 from ..lattice import neighbour_table, planes
 
@@ -91,54 +90,14 @@ def _shifted_sites(shape: tuple[int, ...], mu: int, n: int) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=64)
-def _all_sites(V: int) -> np.ndarray:
-    out = np.arange(V, dtype=np.int64)
-    out.setflags(write=False)
-    return out
-
-
-# ----------------------------------------------------------------------------- Numba kernels
-
-
-@njit(cache=True)
-def _su_lines(U, fwd, mu, n, starts, out):
-    """out[i] = U_mu(s) U_mu(s + mu) ... U_mu(s + (n-1) mu) for s = starts[i]; U is (D, V, N, N)."""
-    tmp = np.empty(U.shape[2:], dtype=np.complex128)
-    for i in range(starts.shape[0]):
-        s = starts[i]
-        la.copy_into(U[mu, s], out[i])
-        for _ in range(n - 1):
-            s = fwd[s, mu]
-            la.mat_mul(out[i], U[mu, s], tmp)
-            la.copy_into(tmp, out[i])
-
-
-@njit(cache=True)
-def _u1_lines(theta, fwd, mu, n, starts, out):
-    """out[i] = theta_mu(s) + ... + theta_mu(s + (n-1) mu) for s = starts[i]; theta is (D, V)."""
-    for i in range(starts.shape[0]):
-        s = starts[i]
-        acc = theta[mu, s]
-        for _ in range(n - 1):
-            s = fwd[s, mu]
-            acc += theta[mu, s]
-        out[i] = acc
-
-
-@njit(cache=True)
-def _su_close_loops(A, B, a_end, b_end, out):
-    """out[s] = Re tr[ A(s) B(a_end[s]) (B(s) A(b_end[s]))^dagger ] / N.
+def _close_su_loops(A, B, a_end, b_end):
+    """``Re tr[ A(s) B(a_end[s]) (B(s) A(b_end[s]))^dagger ] / N`` for every site s: shape (V,).
 
     A are the lines along the first side (ending at a_end), B those along the second (ending at b_end).
     """
-    n = A.shape[1]
-    m1 = np.empty((n, n), dtype=np.complex128)
-    m2 = np.empty((n, n), dtype=np.complex128)
-    for s in range(A.shape[0]):
-        la.mat_mul(A[s], B[a_end[s]], m1)  # along the first side, then up the second
-        la.mat_mul(B[s], A[b_end[s]], m2)  # the other way round the rectangle
-        out[s] = la.re_trace_mul_adj(m1, m2) / n
+    m1 = A @ B[a_end]  # along the first side, then up the second
+    m2 = B @ A[b_end]  # the other way round the rectangle
+    return np.einsum("sij,sij->s", m1, m2.conj()).real / A.shape[-1]
 
 
 # ----------------------------------------------------------------------------- Wilson lines and loops
@@ -161,12 +120,18 @@ def wilson_line(links, mu: int, n: int, *, batched: bool = False) -> np.ndarray:
 
 
 def _lines(group, flat, shape, mu, n, starts=None):
-    """Lines of n links along mu from the sites ``starts`` (default all) of one configuration ``flat`` (D, V, ...)."""
+    """Lines of n links along mu from the sites ``starts`` (default all) of one configuration ``flat`` (D, V, ...).
+
+    Plain NumPy (a gather and a batched product per link): an observable, not a hot loop, and no
+    Numba kernel to compile before a chain's first number.
+    """
     fwd, _ = neighbour_table(shape)
-    if starts is None:
-        starts = _all_sites(fwd.shape[0])
-    out = np.empty((len(starts),) + flat.shape[2:], dtype=flat.dtype)
-    (_u1_lines if group == "u1" else _su_lines)(flat, fwd, mu, n, starts, out)
+    sites = np.arange(fwd.shape[0]) if starts is None else starts
+    link = flat[mu]
+    out = link[sites]
+    for _ in range(n - 1):
+        sites = fwd[sites, mu]
+        out = out + link[sites] if group == "u1" else out @ link[sites]
     return out
 
 
@@ -206,7 +171,6 @@ def _loop_field_flat(group, flat, shape, R, T, orientation):
         return cache[mu, n]
 
     out = np.zeros((len(planes(D)), V))
-    buf = np.empty(V)
     for p, (mu, nu) in enumerate(planes(D)):
         for a, b in sides:
             A, B = line(mu, a), line(nu, b)
@@ -214,8 +178,7 @@ def _loop_field_flat(group, flat, shape, R, T, orientation):
             if group == "u1":
                 out[p] += np.cos(A + B[a_end] - A[b_end] - B)
             else:
-                _su_close_loops(A, B, a_end, b_end, buf)
-                out[p] += buf
+                out[p] += _close_su_loops(A, B, a_end, b_end)
         out[p] /= len(sides)
     return out
 

@@ -95,7 +95,7 @@ _CHUNKS_PER_THREAD = 8
 @njit(cache=True)
 def _expm(X, out, work1, work2):
     """out = exp(X), X in su(N) or u(1): a non-inlined call of :func:`latticeml.groups.expm_algebra_into`."""
-    expm_algebra_into(X, out, work1, work2)
+    expm_algebra_into(X, out, work1, work2, X.shape[0])
 
 
 @njit(inline="always", cache=True)

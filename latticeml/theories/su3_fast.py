@@ -9,8 +9,8 @@ any N, to rounding. Two entry points:
 * :func:`staples_or_force` -- the staple sums ``A_mu(x)`` or the force ``scale * TA(U_mu(x) A_mu(x))``.
 
 Both take the links as sun's kernels see them, complex128 ``(B, D, V, 3, 3)``, C-contiguous, sites
-flattened in C order (``latticeml.checks.gauge_links(...).flat``), and the lattice shape; they
-run on as many threads as Numba is set to (the caller picks, :func:`latticeml._threads.parallel_threads`).
+flattened in C order (``latticeml.checks.gauge_links(...).flat``), and the lattice shape; their
+tasks run on as many threads as Numba is set to (:func:`latticeml._threads.run_chunks`).
 
 Structure of arrays
 -------------------
@@ -54,7 +54,7 @@ needs 36, at the price of write conflicts between threads.)
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, njit
 
 from .._linalg import (
     prefetch,
@@ -67,6 +67,7 @@ from .._linalg import (
     su3_re_trace_mul_adj,
     su3_traceless_antihermitian,
 )
+from .._threads import run_chunks
 from ..lattice import neighbour_table
 
 __all__ = ["BLOCK", "MIN_SITES", "applies", "plaquette_sums", "staples_or_force"]
@@ -257,26 +258,24 @@ def _su3_plaquette_plane(blocks, cen, nxt, Lz, site_mask, field, store, s0, Uf, 
     return acc
 
 
-@njit(parallel=True, cache=True)
-def _su3_plaquette(Uf, yf, L0, Lz, L, per_plane, field, store, sums):
+@njit(nogil=True, cache=True)
+def _su3_plaquette(Uf, yf, L0, Lz, L, per_plane, field, store, partial, start, stop):
     """SU(3) version of sun._plaquette_generic on the (B, D, V, 18) float64 view of the links.
 
     The plaquettes read forward neighbours only, so each task walks one lattice plane (b, y) along
     x0 (a range of per_plane-th of L0) with a ring of two transposed planes (x0, x0 + 1), and
     transposes the x0 plane's neighbours in the y directions into slots of their own (without the
-    link U_d, which no plaquette at x reads). That is about 1.75 transpositions per link in 4D
+    link U_d, which no plaquette at x reads). This kernel runs the tasks ``start <= c < stop``. That is about 1.75 transpositions per link in 4D
     instead of one, but the blocks of one task (3 planes, ~0.5 MB at L = 16) stay in L2, which is
     what the plaquette, with only 2586 flops per 576 bytes of links per site, needs.
     """
     B, D, V, _ = Uf.shape
     Ys = V // (L0 * Lz * L)
     W = L + 2
-    ntask = B * Ys * per_plane
-    partial = np.zeros(ntask)
     site_mask = np.zeros(Lz * W)
     for z in range(Lz):
         site_mask[z * W + 1 : z * W + 1 + L] = 1.0
-    for c in prange(ntask):
+    for c in range(start, stop):  # tasks (b, plane, range of x0); partial[c] = the task's sum
         b = c // (Ys * per_plane)
         pl = (c // per_plane) % Ys
         k = c % per_plane
@@ -306,8 +305,6 @@ def _su3_plaquette(Uf, yf, L0, Lz, L, per_plane, field, store, sums):
                 blocks, cen, nxt, Lz, site_mask, field[b], store, (x0 * Ys + pl) * Lz * L, Uf, pf_first, n_pf, plane_len
             )
         partial[c] = acc
-    for b in range(B):
-        sums[b] = partial[b * Ys * per_plane : (b + 1) * Ys * per_plane].sum() * (1.0 / 3.0)
 
 
 @njit(fastmath=True, cache=True)
@@ -379,14 +376,14 @@ def _su3_staples_plane(ring, j, pl, yf, yb, Lz, scale, want_force, out, s0):
                     z += 1
 
 
-@njit(parallel=True, cache=True)
-def _su3_staples(Uf, yf, yb, L0, Lz, L, per_b, scale, want_force, out):
-    """SU(3) version of sun._staples_generic; ``out`` is the (B, D, V, 18) float64 view of the result."""
+@njit(nogil=True, cache=True)
+def _su3_staples(Uf, yf, yb, L0, Lz, L, per_b, scale, want_force, out, start, stop):
+    """SU(3) version of sun._staples_chunk for the tasks ``start <= c < stop`` (ranges of slabs, per_b
+    per configuration); ``out`` is the (B, D, V, 18) float64 view of the result."""
     B, D, V, _ = Uf.shape
     Ys = V // (L0 * Lz * L)
     W = L + 2
-    nchunk = B * per_b
-    for c in prange(nchunk):
+    for c in range(start, stop):
         b, t0, t1 = _chunk_slabs(c, per_b, L0)
         ring = np.empty((3, Ys, D, 18, (Lz + 2) * W))
         _fill_slab(Uf, b, (t0 - 1) % L0, Lz, True, ring[_slot(-1, 0)])
@@ -438,7 +435,13 @@ def plaquette_sums(links, shape, field, store, sums, *, tasks_per_plane=None):
     yf, _, L0, Lz, L, _ = _su3_geometry(shape, B)
     if tasks_per_plane is None:
         tasks_per_plane = _plaquette_tasks_per_plane(shape, B)
-    _su3_plaquette(_as_real_view(links), yf, L0, Lz, L, tasks_per_plane, field, store, sums)
+    ntask = B * (links.shape[2] // (L0 * Lz * L)) * tasks_per_plane
+    partial = np.zeros(ntask)
+    run_chunks(
+        "sun", ntask, _su3_plaquette, _as_real_view(links), yf, L0, Lz, L, tasks_per_plane, field, store, partial,
+        size=B * links.shape[2], per_thread=1,
+    )
+    sums[:] = partial.reshape(B, -1).sum(axis=1) * (1.0 / 3.0)
 
 
 def staples_or_force(links, shape, scale, want_force, out, *, chunks_per_config=None):
@@ -452,4 +455,7 @@ def staples_or_force(links, shape, scale, want_force, out, *, chunks_per_config=
     yf, yb, L0, Lz, L, per_b = _su3_geometry(shape, B)
     if chunks_per_config is not None:
         per_b = chunks_per_config
-    _su3_staples(_as_real_view(links), yf, yb, L0, Lz, L, per_b, float(scale), bool(want_force), _as_real_view(out))
+    run_chunks(
+        "sun", B * per_b, _su3_staples, _as_real_view(links), yf, yb, L0, Lz, L, per_b, float(scale), bool(want_force),
+        _as_real_view(out), size=B * links.shape[2], per_thread=1,
+    )

@@ -47,11 +47,11 @@ improved (plaquette + rectangle) actions are theories of their own,
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import literally, njit
 
 from .. import groups
 from .._linalg import add_into, adj_mul, copy_into, mat_mul, mat_mul_adj, re_trace_mul_adj, traceless_antihermitian_into
-from .._threads import n_chunks, parallel_threads
+from .._threads import run_chunks
 from ..checks import check_rng, finite_float, gauge_links
 from ..lattice import _planes_array, check_shape, neighbour_table, planes
 from ..observables import loops
@@ -117,9 +117,10 @@ def staple_into(U, fwd, bwd, mu, s, out, work):
         add_into(work[1], out)
 
 
-# The prange drivers below stay small and call plain @njit functions for the work of one site,
-# link or row: Numba's parallel passes analyse a big inlined loop body slowly (minutes of compile
-# time), while a call costs nothing next to the work of a site.
+# The chunk kernels below (serial, nogil: latticeml._threads.run_chunks runs their chunks on
+# threads) stay small and call plain @njit functions for the work of one site or link: each such
+# function is compiled and cached once, whichever kernels call it, and a call costs nothing next
+# to the work of a site.
 
 
 @njit(cache=True)
@@ -140,22 +141,21 @@ def _plaquettes_at(U, fwd, plane_list, s, field, store, w0, w1):
     return acc
 
 
-@njit(parallel=True, cache=True)
-def _plaquette_generic(U, fwd, plane_list, nchunk, field, store, sums):
-    """field[b, p, s] = Re tr U_P / N (if store) and sums[b] = its sum over p and s.
+@njit(nogil=True, cache=True)
+def _plaquette_chunk(U, fwd, plane_list, field, store, start, stop):
+    """Per-configuration sums (B,) of Re tr U_P / N over sites ``start <= idx < stop`` of the B * V.
 
-    The B * V sites are cut into nchunk contiguous chunks, each with its own work arrays.
+    ``field[b, p, s] = Re tr U_P / N`` as well if ``store``. A chunk of
+    :func:`latticeml._threads.run_chunks`.
     """
     B, D, V, N, _ = U.shape
-    partial = np.zeros((nchunk, B))
-    for c in prange(nchunk):
-        w0 = np.empty((N, N), dtype=np.complex128)
-        w1 = np.empty((N, N), dtype=np.complex128)
-        for idx in range(c * (B * V) // nchunk, (c + 1) * (B * V) // nchunk):
-            b = idx // V
-            partial[c, b] += _plaquettes_at(U[b], fwd, plane_list, idx - b * V, field[b], store, w0, w1)
-    for b in range(B):
-        sums[b] = partial[:, b].sum()
+    partial = np.zeros(B)
+    w0 = np.empty((N, N), dtype=np.complex128)
+    w1 = np.empty((N, N), dtype=np.complex128)
+    for idx in range(start, stop):
+        b = idx // V
+        partial[b] += _plaquettes_at(U[b], fwd, plane_list, idx - b * V, field[b], store, w0, w1)
+    return partial
 
 
 @njit(cache=True)
@@ -173,20 +173,18 @@ def _staple_or_force_at(U, fwd, bwd, mu, s, scale, want_force, out, a, m, work):
         copy_into(a, out)
 
 
-@njit(parallel=True, cache=True)
-def _staples_generic(U, fwd, bwd, nchunk, scale, want_force, out):
-    """out[b, mu, s] = A_mu(s), or scale * TA(U_mu(s) A_mu(s)) if want_force (nchunk chunks of links)."""
+@njit(nogil=True, cache=True)
+def _staples_chunk(U, fwd, bwd, scale, want_force, out, start, stop):
+    """out[b, mu, s] = A_mu(s), or scale * TA(U_mu(s) A_mu(s)) if want_force, for links ``start <= idx < stop``."""
     B, D, V, N, _ = U.shape
-    total = B * D * V
-    for c in prange(nchunk):
-        work = np.empty((2, N, N), dtype=np.complex128)
-        a = np.empty((N, N), dtype=np.complex128)
-        m = np.empty((N, N), dtype=np.complex128)
-        for idx in range(c * total // nchunk, (c + 1) * total // nchunk):
-            b = idx // (D * V)
-            mu = (idx // V) % D
-            s = idx % V
-            _staple_or_force_at(U[b], fwd, bwd, mu, s, scale, want_force, out[b, mu, s], a, m, work)
+    work = np.empty((2, N, N), dtype=np.complex128)
+    a = np.empty((N, N), dtype=np.complex128)
+    m = np.empty((N, N), dtype=np.complex128)
+    for idx in range(start, stop):
+        b = idx // (D * V)
+        mu = (idx // V) % D
+        s = idx % V
+        _staple_or_force_at(U[b], fwd, bwd, mu, s, scale, want_force, out[b, mu, s], a, m, work)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -199,12 +197,11 @@ def _plaquette_sums(U, batched, check, store):
     plane_list = _planes_array(links.D)
     field = np.empty((B, len(plane_list), V) if store else (B, 0, 0))
     sums = np.empty(B)
-    with parallel_threads("sun", B * V):
-        if su3_fast.applies(links.N, B * V):
-            su3_fast.plaquette_sums(links.flat, links.shape, field, store, sums)
-        else:
-            fwd, _ = neighbour_table(links.shape)
-            _plaquette_generic(links.flat, fwd, plane_list, n_chunks(B * V), field, store, sums)
+    if su3_fast.applies(links.N, B * V):
+        su3_fast.plaquette_sums(links.flat, links.shape, field, store, sums)
+    else:
+        fwd, _ = neighbour_table(links.shape)
+        sums[:] = np.sum(run_chunks("sun", B * V, _plaquette_chunk, links.flat, fwd, plane_list, field, store), axis=0)
     return field, sums, links.shape, len(plane_list) * V
 
 
@@ -238,12 +235,12 @@ def _staples_or_force(U, batched, check, beta, want_force):
     links = _links(U, batched, check)
     scale = beta / (2.0 * links.N)
     out = np.empty_like(links.flat)
-    with parallel_threads("sun", links.B * links.V):
-        if su3_fast.applies(links.N, links.B * links.V):
-            su3_fast.staples_or_force(links.flat, links.shape, scale, want_force, out)
-        else:
-            fwd, bwd = neighbour_table(links.shape)
-            _staples_generic(links.flat, fwd, bwd, n_chunks(links.B * links.D * links.V), scale, want_force, out)
+    if su3_fast.applies(links.N, links.B * links.V):
+        su3_fast.staples_or_force(links.flat, links.shape, scale, want_force, out)
+    else:
+        fwd, bwd = neighbour_table(links.shape)
+        n_links = links.B * links.D * links.V
+        run_chunks("sun", n_links, _staples_chunk, links.flat, fwd, bwd, scale, want_force, out, size=links.B * links.V)
     return links.restore(out)
 
 
@@ -293,46 +290,39 @@ def _gauge_shape(shape):
 # ----------------------------------------------------------------------------- molecular dynamics
 
 
-@njit(parallel=True, cache=True)
-def _evolve_kernel(U, P, eps, nchunk):
-    """``exp(eps P_m) U_m`` for every link m, re-unitarised: U, P complex128 ``(M, N, N)``, a new array.
+@njit(nogil=True, cache=True)
+def _evolve_chunk(U, P, eps, out, n, start, stop):
+    """``out_m = exp(eps P_m) U_m``, re-unitarised, for links ``start <= m < stop`` of U, P, out (M, N, N).
 
     One pass over the links fuses the exponential (:func:`latticeml.groups.expm_algebra_into`), the
     product and a re-unitarisation (:func:`latticeml.groups.restore_special_unitary_into`). Without
     the last, rounding drift grows with the number of MD steps (measured: |U U^dagger - 1| reaches
     4e-14 after 300 SU(3) trajectories of 10 steps); with it links stay in SU(N) to ~1e-15
-    forever. The links are cut into ``nchunk`` contiguous chunks with their own scratch matrices;
-    every link is computed independently, so the result does not depend on the chunks or threads.
+    forever. Every link is computed independently, so the result does not depend on the chunks.
+    ``n = N`` is a compile-time constant: only the exponential for this N is compiled (groups).
     """
-    M = U.shape[0]
-    n = U.shape[1]
-    out = np.empty_like(U)
-    nchunk = max(1, min(M, nchunk))
-    for c in prange(nchunk):
-        X = np.empty((n, n), dtype=np.complex128)
-        E = np.empty((n, n), dtype=np.complex128)
-        work1 = np.empty((n, n), dtype=np.complex128)
-        work2 = np.empty((n, n), dtype=np.complex128)
-        for m in range(c * M // nchunk, (c + 1) * M // nchunk):
-            _drift_link(U[m], P[m], eps, out[m], X, E, work1, work2)
-    return out
+    literally(n)
+    X = np.empty((n, n), dtype=np.complex128)
+    E = np.empty((n, n), dtype=np.complex128)
+    work1 = np.empty((n, n), dtype=np.complex128)
+    work2 = np.empty((n, n), dtype=np.complex128)
+    for m in range(start, stop):
+        _drift_link(U[m], P[m], eps, out[m], X, E, work1, work2, n)
 
 
 @njit(cache=True)
-def _drift_link(U, P, eps, out, X, E, work1, work2):
+def _drift_link(U, P, eps, out, X, E, work1, work2, n):
     """``out = exp(eps P) U``, re-unitarised, for one link (X, E, work1, work2: (N, N) scratch).
 
-    A function of its own, not inlined into the ``prange`` body of :func:`_evolve_kernel`: Numba's
-    parallel lowering of a loop body that holds every branch of the exponential by N costs ~8 s of
-    compilation more than compiling the body once here (bench_coldstart.py, SU(3) HMC).
+    A function of its own (compiled and cached once): the exponential with its branches by N is
+    most of the molecular-dynamics code.
     """
-    n = U.shape[0]
     for i in range(n):
         for j in range(n):
             X[i, j] = eps * P[i, j]
-    groups.expm_algebra_into(X, E, work1, work2)
+    groups.expm_algebra_into(X, E, work1, work2, n)
     mat_mul(E, U, out)
-    groups.restore_special_unitary_into(out)
+    groups.restore_special_unitary_into(out, n)
 
 
 def evolve(U, P, eps: float) -> np.ndarray:
@@ -346,8 +336,8 @@ def evolve(U, P, eps: float) -> np.ndarray:
         raise ValueError(f"momenta must have the shape of the links {U.shape}, got {P.shape}")
     N = U.shape[-1]
     links, momenta = U.reshape(-1, N, N), P.reshape(-1, N, N)
-    with parallel_threads("matrices", links.shape[0]):
-        out = _evolve_kernel(links, momenta, float(eps), n_chunks(links.shape[0]))
+    out = np.empty_like(links)
+    run_chunks("matrices", links.shape[0], _evolve_chunk, links, momenta, float(eps), out, N)
     return out.reshape(U.shape)
 
 

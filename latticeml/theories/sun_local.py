@@ -52,11 +52,11 @@ kernels ``(D, V, N, N)`` with the neighbour tables of :func:`latticeml.lattice.n
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import literally, njit
 
 from .. import groups
 from .._linalg import copy_into, mat_mul, re_trace_mul
-from .._threads import n_chunks, parallel_threads
+from .._threads import run_chunks
 from ..checks import check_count, check_rng, finite_float
 from ..lattice import checkerboard_array, neighbour_table, sweep_order
 from .base import check_in_place
@@ -85,14 +85,15 @@ _TINY = 1e-12
 
 
 @njit(cache=True)
-def _near_identity(p, generators, spread, out):
+def _near_identity(p, generators, spread, out, N):
     """out[k] = exp(spread * sum_a p[k, a] T_a) for the normals ``p`` (K, N^2 - 1).
 
     The matrices of :func:`latticeml.groups.random_near_identity`, built without NumPy temporaries
-    (``from_components``' complex tensordot is slow for these thin products).
+    (``from_components``' complex tensordot is slow for these thin products). ``N`` is a
+    compile-time constant: only the exponential for this N is compiled (groups).
     """
+    literally(N)
     K, n_gen = p.shape
-    N = generators.shape[1]
     x = np.empty((N, N), dtype=np.complex128)
     work1 = np.empty((N, N), dtype=np.complex128)
     work2 = np.empty((N, N), dtype=np.complex128)
@@ -105,7 +106,7 @@ def _near_identity(p, generators, spread, out):
             for i in range(N):
                 for j in range(N):
                     x[i, j] += c * generators[a, i, j]
-        groups.expm_algebra_into(x, out[k], work1, work2)
+        groups.expm_algebra_into(x, out[k], work1, work2, N)
 
 
 def near_identity_proposals(rng: np.random.Generator, N: int, size: tuple, spread: float) -> np.ndarray:
@@ -115,17 +116,15 @@ def near_identity_proposals(rng: np.random.Generator, N: int, size: tuple, sprea
     """
     p = rng.standard_normal(tuple(size) + (N * N - 1,))
     out = np.empty(tuple(size) + (N, N), dtype=np.complex128)
-    _near_identity(p.reshape(-1, N * N - 1), np.ascontiguousarray(groups.su_generators(N)), spread, out.reshape(-1, N, N))
+    _near_identity(p.reshape(-1, N * N - 1), np.ascontiguousarray(groups.su_generators(N)), spread, out.reshape(-1, N, N), int(N))
     return out
 
 
 @njit(cache=True)
-def _metropolis_link(U, fwd, bwd, mu, s, scale, proposals, uniforms, a, trial, work):
+def _metropolis_link(U, fwd, bwd, mu, s, scale, proposals, uniforms, a, trial, work, n):
     """``hits`` Metropolis proposals ``U' = R U`` at the link ``U[mu, s]`` (in place); returns how many were accepted.
 
-    A function of its own, called from the ``prange`` body of :func:`_metropolis_kernel` rather than
-    written into it: Numba's parallel lowering of this body costs ~9 s CPU more to compile (SU(2)
-    4^4 sweep: 34 s -> 25 s CPU on an empty cache, bench_coldstart.py), with bit-identical results.
+    A function of its own (compiled and cached once) called by :func:`_metropolis_chunk`.
     """
     link = U[mu, s]
     staple_into(U, fwd, bwd, mu, s, a, work)
@@ -140,32 +139,26 @@ def _metropolis_link(U, fwd, bwd, mu, s, scale, proposals, uniforms, a, trial, w
             old = new
             n_acc += 1
     if n_acc > 0:
-        groups.restore_special_unitary_into(link)
+        groups.restore_special_unitary_into(link, n)
     return n_acc
 
 
-@njit(parallel=True, cache=True)
-def _metropolis_kernel(U, fwd, bwd, sites, beta, proposals, uniforms, nchunk, accepted):
-    """One sweep over the flat links ``U`` (D, V, N, N), in place.
+@njit(nogil=True, cache=True)
+def _metropolis_chunk(U, fwd, bwd, sites, scale, proposals, uniforms, accepted, mu, p, N, start, stop):
+    """Metropolis updates of the links ``(mu, sites[p, i])``, ``start <= i < stop``, of the flat links U (D, V, N, N).
 
     Proposal ``U' = R U`` with ``R = proposals[mu, p, i, h]``; uniforms: (D, 2, V/2, hits);
-    accepted: (D, 2, V/2) int64. The sites of a colour are cut into ``nchunk`` chunks (a few per
-    thread) so that each thread allocates its work space once per chunk; the result does not
-    depend on nchunk.
+    accepted: (D, 2, V/2) int64. Links of one colour share no staple, so chunks are independent.
+    ``N`` is a compile-time constant (only its re-unitarisation is compiled, groups).
     """
-    D, V, N, _ = U.shape
-    half = sites.shape[1]
-    scale = beta / N
-    for mu in range(D):
-        for p in range(2):
-            for c in prange(nchunk):
-                a = np.empty((N, N), dtype=np.complex128)
-                trial = np.empty((N, N), dtype=np.complex128)
-                work = np.empty((2, N, N), dtype=np.complex128)
-                for i in range(c * half // nchunk, (c + 1) * half // nchunk):
-                    accepted[mu, p, i] = _metropolis_link(
-                        U, fwd, bwd, mu, sites[p, i], scale, proposals[mu, p, i], uniforms[mu, p, i], a, trial, work
-                    )
+    literally(N)
+    a = np.empty((N, N), dtype=np.complex128)
+    trial = np.empty((N, N), dtype=np.complex128)
+    work = np.empty((2, N, N), dtype=np.complex128)
+    for i in range(start, stop):
+        accepted[mu, p, i] = _metropolis_link(
+            U, fwd, bwd, mu, sites[p, i], scale, proposals[mu, p, i], uniforms[mu, p, i], a, trial, work, N
+        )
 
 
 # ----------------------------------------------------------------------------- SU(2) heatbath draws
@@ -289,13 +282,14 @@ def _rotate_rows(m, i, j, r0, r1, r2, r3):
 
 
 @njit(cache=True)
-def _heatbath_kernel(U, fwd, bwd, sites, order, beta, rng):
+def _heatbath_kernel(U, fwd, bwd, sites, order, beta, rng, N):
     """Cabibbo-Marinari heatbath sweep over the flat links ``U`` (D, V, N, N), in place; returns the trials.
 
     For each link: W = U A once; for every subgroup (i, j) the SU(2) heatbath element R = x V^dagger
     multiplies rows i, j of U and of W (so W = U A stays current without recomputing the staple).
+    ``N`` is a compile-time constant (only its re-unitarisation is compiled, groups).
     """
-    D, V, N, _ = U.shape
+    literally(N)
     a = np.empty((N, N), dtype=np.complex128)
     w = np.empty((N, N), dtype=np.complex128)
     work = np.empty((2, N, N), dtype=np.complex128)
@@ -320,47 +314,42 @@ def _heatbath_kernel(U, fwd, bwd, sites, order, beta, rng):
                         r0, r1, r2, r3 = x0, x1, x2, x3
                     _rotate_rows(link, i, j, r0, r1, r2, r3)
                     _rotate_rows(w, i, j, r0, r1, r2, r3)
-            groups.restore_special_unitary_into(link)
+            groups.restore_special_unitary_into(link, N)
     return trials
 
 
-@njit(parallel=True, cache=True)
-def _overrelax_kernel(U, fwd, bwd, sites, order, nchunk):
-    """Overrelaxation sweep over ``U`` (D, V, N, N), in place: R = (V^dagger)^2 in every SU(2) subgroup.
+@njit(nogil=True, cache=True)
+def _overrelax_chunk(U, fwd, bwd, sites, mu, colour, N, start, stop):
+    """Overrelaxation of the links ``(mu, sites[colour, i])``, ``start <= i < stop``, of U (D, V, N, N), in place.
 
-    The links of one (mu, colour) sublattice are cut into ``nchunk`` chunks run in parallel; the
-    result does not depend on nchunk (no random numbers, no shared writes).
+    R = (V^dagger)^2 in every SU(2) subgroup. No random numbers, no shared writes: the result does
+    not depend on how the sublattice is cut into chunks. ``N`` is a compile-time constant (groups).
     """
-    D, V, N, _ = U.shape
-    half = sites.shape[1]
-    for k in range(order.shape[0]):
-        mu = order[k, 0]
-        colour = order[k, 1]
-        for c in prange(nchunk):
-            a = np.empty((N, N), dtype=np.complex128)
-            w = np.empty((N, N), dtype=np.complex128)
-            work = np.empty((2, N, N), dtype=np.complex128)
-            for idx in range(c * half // nchunk, (c + 1) * half // nchunk):
-                s = sites[colour, idx]
-                link = U[mu, s]
-                staple_into(U, fwd, bwd, mu, s, a, work)
-                mat_mul(link, a, w)
-                for i in range(N - 1):
-                    for j in range(i + 1, N):
-                        a0, a1, a2, a3 = _subgroup_quaternion(w, i, j)
-                        norm = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3)
-                        if norm == 0.0:
-                            continue
-                        v0 = a0 / norm
-                        # (V^dagger)^2 with V^dagger = (v0, -v): (v0^2 - |v|^2, -2 v0 v)
-                        vv = (a1 * a1 + a2 * a2 + a3 * a3) / (norm * norm)
-                        r0 = v0 * v0 - vv
-                        r1 = -2.0 * v0 * a1 / norm
-                        r2 = -2.0 * v0 * a2 / norm
-                        r3 = -2.0 * v0 * a3 / norm
-                        _rotate_rows(link, i, j, r0, r1, r2, r3)
-                        _rotate_rows(w, i, j, r0, r1, r2, r3)
-                groups.restore_special_unitary_into(link)
+    literally(N)
+    a = np.empty((N, N), dtype=np.complex128)
+    w = np.empty((N, N), dtype=np.complex128)
+    work = np.empty((2, N, N), dtype=np.complex128)
+    for idx in range(start, stop):
+        s = sites[colour, idx]
+        link = U[mu, s]
+        staple_into(U, fwd, bwd, mu, s, a, work)
+        mat_mul(link, a, w)
+        for i in range(N - 1):
+            for j in range(i + 1, N):
+                a0, a1, a2, a3 = _subgroup_quaternion(w, i, j)
+                norm = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3)
+                if norm == 0.0:
+                    continue
+                v0 = a0 / norm
+                # (V^dagger)^2 with V^dagger = (v0, -v): (v0^2 - |v|^2, -2 v0 v)
+                vv = (a1 * a1 + a2 * a2 + a3 * a3) / (norm * norm)
+                r0 = v0 * v0 - vv
+                r1 = -2.0 * v0 * a1 / norm
+                r2 = -2.0 * v0 * a2 / norm
+                r3 = -2.0 * v0 * a3 / norm
+                _rotate_rows(link, i, j, r0, r1, r2, r3)
+                _rotate_rows(w, i, j, r0, r1, r2, r3)
+        groups.restore_special_unitary_into(link, N)
 
 
 # ----------------------------------------------------------------------------- the sweeps
@@ -392,8 +381,12 @@ def metropolis_sweep(rng: np.random.Generator, U: np.ndarray, *, beta: float, st
     proposals = near_identity_proposals(rng, N, (D, 2, half, hits), float(step_size))
     uniforms = rng.random((D, 2, half, hits))
     accepted = np.empty((D, 2, half), dtype=np.int64)
-    with parallel_threads("local_sun", half):
-        _metropolis_kernel(flat, fwd, bwd, sites, beta, proposals, uniforms, n_chunks(half, per_thread=8), accepted)
+    for mu in range(D):  # sublattice by sublattice: a link's staple reads the other colour only
+        for p in range(2):
+            run_chunks(
+                "local_sun", half, _metropolis_chunk, flat, fwd, bwd, sites, beta / N, proposals, uniforms, accepted, mu, p, N,
+                per_thread=8,
+            )
     return float(accepted.sum()) / (accepted.size * hits)
 
 
@@ -407,7 +400,7 @@ def heatbath_sweep(rng: np.random.Generator, U: np.ndarray, *, beta: float, orde
     flat, fwd, bwd, sites = _flat_links(U)
     N = flat.shape[-1]
     order = sweep_order(flat.shape[0]) if order is None else np.ascontiguousarray(order, dtype=np.int64)
-    trials = _heatbath_kernel(flat, fwd, bwd, sites, order, beta, rng)
+    trials = _heatbath_kernel(flat, fwd, bwd, sites, order, beta, rng, N)
     return trials / (order.shape[0] * sites.shape[1] * N * (N - 1) // 2)
 
 
@@ -419,6 +412,5 @@ def overrelax_sweep(U: np.ndarray, *, order=None) -> None:
     """
     flat, fwd, bwd, sites = _flat_links(U)
     order = sweep_order(flat.shape[0]) if order is None else np.ascontiguousarray(order, dtype=np.int64)
-    half = sites.shape[1]
-    with parallel_threads("local_sun", half):
-        _overrelax_kernel(flat, fwd, bwd, sites, order, n_chunks(half, per_thread=8))
+    for mu, colour in order:  # sublattice by sublattice: a link's staple reads the other colour only
+        run_chunks("local_sun", sites.shape[1], _overrelax_chunk, flat, fwd, bwd, sites, int(mu), int(colour), flat.shape[-1], per_thread=8)
