@@ -6,6 +6,8 @@ import json
 import math
 
 import numpy as np
+
+from latticeml.theories import make_theory
 import pytest
 
 from latticeml import flows, io
@@ -278,8 +280,8 @@ def test_action_op_matches_the_theory_and_its_gradient_is_the_force():
     obs = flows.observables(theory, phi)
     for k, v in obs.items():
         np.testing.assert_allclose(v, [theory.observables(p)[k] for p in phi], rtol=1e-13, atol=1e-15)
-    with pytest.raises(TypeError, match="phi\\^4"):
-        flows.action(U1((4, 4), beta=1.0), phi)
+    with pytest.raises(TypeError, match="phi\\^4 and U\\(1\\)"):
+        flows.action(make_theory("su2", (4, 4), beta=1.0), phi)
 
 
 # ----------------------------------------------------------------------------- metrics
