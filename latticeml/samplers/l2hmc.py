@@ -1,4 +1,4 @@
-"""L2HMC: Hamiltonian Monte Carlo with a trainable generalized leapfrog, exact by Metropolis-Hastings with |J|.
+"""L2HMC: Hamiltonian Monte Carlo with a trainable generalized leapfrog, exact by Metropolis-Hastings with ``|J|``.
 
 D. Levy, M. D. Hoffman, J. Sohl-Dickstein, "Generalizing Hamiltonian Monte Carlo with neural
 networks", ICLR 2018, arXiv:1711.09268 (the layers, the direction variable, the loss);
