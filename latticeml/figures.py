@@ -35,6 +35,7 @@ FIGURE_MODULES: list[str] = [
     "latticeml.figure_makers.smearing",
     "latticeml.figure_makers.l2hmc",
     "latticeml.figure_makers.fermions",
+    "latticeml.figure_makers.lcnn",
 ]
 
 

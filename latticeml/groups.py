@@ -27,8 +27,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from numba import literally, njit, types
-from numba.extending import overload
+from numba import njit
 
 from ._threads import run_chunks
 from .lattice import check_shape
@@ -299,19 +298,6 @@ def expm_taylor_into(X, out, work1, work2):
                 out[i, j] = work2[i, j]
 
 
-# The su(N) exponential and the re-unitarisation choose their method by N. A kernel that knows N
-# only at run time compiles every method (the Cayley-Hamilton and Taylor branches are most of an
-# MD kernel's code); a kernel that receives N as a compile-time constant (``numba.literally(n)``
-# in the kernel called from Python, then ``n`` passed down) compiles only the method for its N:
-# the overloads below pick it during typing. Measured with an empty Numba cache: the SU(2) drift
-# kernel compiles in ~3 s instead of ~8 s (bench_coldstart.py).
-
-
-def _literal_int(n):
-    """The value of a compile-time integer (a ``numba.literally`` argument), or None at run time."""
-    return n.literal_value if isinstance(n, types.IntegerLiteral) else None
-
-
 @njit(inline="always", cache=True)
 def _expm_u1_into(X, out):
     """exp(i phi) for the 1x1 u(1) element X = i phi."""
@@ -319,6 +305,7 @@ def _expm_u1_into(X, out):
     out[0, 0] = np.cos(phi) + 1j * np.sin(phi)
 
 
+@njit(inline="always", cache=True)
 def expm_algebra_into(X, out, work1, work2, n):
     """out = exp(X) for X in u(1) (n = 1: X = i phi) or su(n): the one choice of method by N.
 
@@ -326,7 +313,7 @@ def expm_algebra_into(X, out, work1, work2, n):
     n = 3: Cayley-Hamilton, :func:`expm_su3_into`; n >= 4: :func:`expm_taylor_into`. ``work1``,
     ``work2`` are (N, N) complex128 scratch matrices (used for n >= 4 only); ``n = X.shape[0]``.
     Every kernel that exponentiates an algebra element calls this, so the choice is made in one
-    place; a kernel with a compile-time ``n`` compiles only its method (comment above).
+    place.
     """
     if n == 1:
         _expm_u1_into(X, out)
@@ -338,23 +325,8 @@ def expm_algebra_into(X, out, work1, work2, n):
         expm_taylor_into(X, out, work1, work2)
 
 
-@overload(expm_algebra_into)
-def _expm_algebra_into_typed(X, out, work1, work2, n):
-    N = _literal_int(n)
-    if N is None:
-        return expm_algebra_into  # run-time n: the function above, every branch compiled
-    if N == 1:
-        return lambda X, out, work1, work2, n: _expm_u1_into(X, out)
-    if N == 2:
-        return lambda X, out, work1, work2, n: expm_su2_into(X, out)
-    if N == 3:
-        return lambda X, out, work1, work2, n: expm_su3_into(X, out)
-    return lambda X, out, work1, work2, n: expm_taylor_into(X, out, work1, work2)
-
-
 @njit(cache=True)
 def _expm_batch(X, out, n):
-    literally(n)
     work1 = np.empty((n, n), dtype=np.complex128)
     work2 = np.empty((n, n), dtype=np.complex128)
     for b in range(X.shape[0]):
@@ -496,6 +468,7 @@ def _restore_su2_into(U):
     U[1, 1] = a.conjugate()
 
 
+@njit(inline="always", cache=True)
 def restore_special_unitary_into(U, n):
     """Remove the rounding drift of a matrix that is SU(n) up to rounding, in place: the one re-unitarisation.
 
@@ -503,23 +476,12 @@ def restore_special_unitary_into(U, n):
     ``a = (U00 + U11*)/2``, ``b = (U01 - U10*)/2``, normalised (no determinant needed);
     n >= 3: :func:`reunitarize_into` (Gram-Schmidt, det fixed to 1). Every update kernel
     (molecular dynamics, Metropolis, heatbath, overrelaxation) calls this after changing a link,
-    so links stay in SU(N) to ~1e-15 however long the chain. ``n = U.shape[0]``; a kernel with a
-    compile-time ``n`` compiles only its method (as :func:`expm_algebra_into`).
+    so links stay in SU(N) to ~1e-15 however long the chain. ``n = U.shape[0]``.
     """
     if n == 2:
         _restore_su2_into(U)
     else:
         reunitarize_into(U)
-
-
-@overload(restore_special_unitary_into)
-def _restore_special_unitary_into_typed(U, n):
-    N = _literal_int(n)
-    if N is None:
-        return restore_special_unitary_into  # run-time n: both methods compiled
-    if N == 2:
-        return lambda U, n: _restore_su2_into(U)
-    return lambda U, n: reunitarize_into(U)
 
 
 @njit(cache=True)

@@ -29,7 +29,8 @@ def _assert_pngs(paths, names, outdir):
 
 def test_registry_holds_every_lecture_maker():
     reg = figures.registry()
-    assert {"stats_ar1_tau_int", "symmetries_cubic_fit", "u1_topology", "phi4_flow", "smearing_flow_slhmc"} <= set(reg)
+    assert {"stats_ar1_tau_int", "symmetries_cubic_fit", "u1_topology", "phi4_flow", "smearing_flow_slhmc",
+            "lcnn_generalisation"} <= set(reg)
     for name, fig in reg.items():
         assert fig.name == name and fig.description and callable(fig.make)
     assert list(reg) == sorted(reg)

@@ -496,7 +496,10 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
     assert main(["flow", "train", "phi4", "--shape", "4,4", "--m2", "-2", "--lam", "3", "--steps", "5"]) == 2
     assert "--out" in capsys.readouterr().err
     assert main(["flow", "train", "u1", "--shape", "4,4", "--steps", "5", "--out", str(tmp_path / "x.npz")]) == 2
-    assert "phi4" in capsys.readouterr().err
+    assert "--beta" in capsys.readouterr().err  # U(1) flows need the coupling
+    assert main(["flow", "train", "su2", "--shape", "4,4", "--steps", "5", "--out", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "latticeml: error:" in err and "u1" in err and "phi4" in err and "Traceback" not in err
     assert main(["flow", "sample", str(tmp_path / "missing.npz")]) == 2
     err = capsys.readouterr().err
     assert "no such file" in err and "Traceback" not in err

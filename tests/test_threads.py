@@ -64,3 +64,43 @@ def test_n_chunks(two_threads):
     assert n_chunks(5) == 5 and n_chunks(0) == 1
     with single_threaded():
         assert n_chunks(1000) == 4
+
+
+def test_run_chunks_covers_the_range_once_in_order(two_threads):
+    from latticeml._threads import run_chunks
+
+    n = PARALLEL_MIN["sun"] + 13
+    seen = []
+
+    def kernel(scale, start, stop):
+        seen.append((start, stop))
+        return scale * sum(range(start, stop))
+
+    parts = run_chunks("sun", n, kernel, 2)
+    bounds = sorted(seen)
+    assert len(parts) == 8 == len(bounds)  # 4 chunks per thread, 2 threads
+    assert bounds[0][0] == 0 and bounds[-1][1] == n and all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    assert sum(parts) == 2 * n * (n - 1) // 2
+    seen.clear()
+    assert run_chunks("sun", PARALLEL_MIN["sun"] - 1, kernel, 1) == [sum(range(PARALLEL_MIN["sun"] - 1))]
+    assert seen == [(0, PARALLEL_MIN["sun"] - 1)]  # below the threshold: one call over everything
+    seen.clear()
+    with single_threaded():
+        run_chunks("sun", n, kernel, 1)
+    assert seen == [(0, n)]
+
+
+def test_run_chunks_with_a_nogil_kernel_matches_the_serial_sum(two_threads):
+    import numpy as np
+
+    from latticeml._threads import run_chunks
+
+    @numba.njit(nogil=True)
+    def partial_sum(x, start, stop):
+        s = 0.0
+        for i in range(start, stop):
+            s += x[i]
+        return s
+
+    x = np.random.default_rng(0).normal(size=PARALLEL_MIN["sun"] * 3)
+    assert abs(sum(run_chunks("sun", x.size, partial_sum, x)) - x.sum()) < 1e-9

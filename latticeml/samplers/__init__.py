@@ -48,15 +48,20 @@ ALGORITHMS = {
 #: algorithm -> the local update a theory must offer for it (None: only the dynamics every theory has).
 _NEEDS = {"metropolis": "metropolis", "heatbath": "heatbath", "hmc": None, "l2hmc": None}
 
-#: algorithm -> the theories it is written for (absent: every theory). L2HMC's layers act on U(1) angles.
-_ONLY_FOR = {"l2hmc": ("u1",)}
+#: algorithm -> the one theory, with the Wilson action, it is written for (absent: every theory).
+#: L2HMC's layers act on U(1) angles and its target is the Wilson U(1) action (samplers.l2hmc.U1Target).
+_ONLY_FOR = {"l2hmc": "u1"}
+
+
+def _serves(algorithm: str, theory) -> bool:
+    only = _ONLY_FOR.get(algorithm)
+    return only is None or (getattr(theory, "name", None) == only and getattr(theory, "c1", 0.0) == 0.0)
 
 
 def supported_algorithms(theory) -> tuple[str, ...]:
     """The names in :data:`ALGORITHMS` that can sample ``theory``, e.g. ``("metropolis", "hmc")`` for phi^4."""
     local = getattr(theory, "local_updates", frozenset())
-    return tuple(a for a in ALGORITHMS if (_NEEDS.get(a) is None or _NEEDS[a] in local)
-                 and getattr(theory, "name", None) in _ONLY_FOR.get(a, (getattr(theory, "name", None),)))
+    return tuple(a for a in ALGORITHMS if (_NEEDS.get(a) is None or _NEEDS[a] in local) and _serves(a, theory))
 
 
 def _listing(names) -> str:
@@ -83,15 +88,16 @@ def check_supported(theory, algorithm: str, local_update: str | None = None) -> 
     algorithms that do support the theory, for a theory without the update.
     """
     need = _NEEDS.get(algorithm, algorithm) if local_update is None else local_update
-    if need is None:  # HMC checks the dynamics it needs itself
+    if need is None and _serves(algorithm, theory):  # HMC checks the dynamics it needs itself
         return
     if not hasattr(theory, "local_updates") or not callable(getattr(theory, "check_field", None)):
         raise TypeError(f"expected a theory (latticeml.theories.make_theory(name, shape, ...)), got {type(theory).__name__}")
-    if need in theory.local_updates:
+    if need is not None and need in theory.local_updates and _serves(algorithm, theory):
         return
     describe = theory.describe() if callable(getattr(theory, "describe", None)) else getattr(theory, "name", type(theory).__name__)
     use = " or ".join(supported_algorithms(theory))
-    raise ValueError(f"{algorithm} cannot sample {describe}: it supports only {_who_supports(need)}; use {use}")
+    who = _who_supports(need) if need is not None else f"the Wilson action of {_ONLY_FOR[algorithm]}"
+    raise ValueError(f"{algorithm} cannot sample {describe}: it supports only {who}; use {use}")
 
 
 def build_sampler(theory, algorithm: str, **settings) -> Sampler:

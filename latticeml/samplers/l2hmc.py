@@ -520,8 +520,8 @@ def sampler(theory, *, model, **_ignored) -> Sampler:
     networks see the links, not beta, so the theory's beta and lattice size may differ from the
     training's (conv nets). One chain; its state is the L2HMC :class:`State` with a batch of 1.
     """
-    if getattr(theory, "name", None) != "u1" or getattr(theory, "dim", None) is None:
-        raise ValueError("l2hmc samples the U(1) gauge theory (theory 'u1'); train a model with `latticeml l2hmc train u1`")
+    if getattr(theory, "name", None) != "u1" or getattr(theory, "dim", None) is None or getattr(theory, "c1", 0.0) != 0.0:
+        raise ValueError("l2hmc samples the U(1) gauge theory with the Wilson action (theory 'u1'); train a model with `latticeml l2hmc train u1`")
     if isinstance(model, (tuple, list)):
         dyn, _ = model
         label = "in-memory"

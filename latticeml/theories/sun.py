@@ -47,7 +47,7 @@ improved (plaquette + rectangle) actions are theories of their own,
 from __future__ import annotations
 
 import numpy as np
-from numba import literally, njit
+from numba import njit
 
 from .. import groups
 from .._linalg import add_into, adj_mul, copy_into, mat_mul, mat_mul_adj, re_trace_mul_adj, traceless_antihermitian_into
@@ -299,9 +299,8 @@ def _evolve_chunk(U, P, eps, out, n, start, stop):
     the last, rounding drift grows with the number of MD steps (measured: |U U^dagger - 1| reaches
     4e-14 after 300 SU(3) trajectories of 10 steps); with it links stay in SU(N) to ~1e-15
     forever. Every link is computed independently, so the result does not depend on the chunks.
-    ``n = N`` is a compile-time constant: only the exponential for this N is compiled (groups).
+    ``n = N``.
     """
-    literally(n)
     X = np.empty((n, n), dtype=np.complex128)
     E = np.empty((n, n), dtype=np.complex128)
     work1 = np.empty((n, n), dtype=np.complex128)

@@ -52,7 +52,7 @@ kernels ``(D, V, N, N)`` with the neighbour tables of :func:`latticeml.lattice.n
 from __future__ import annotations
 
 import numpy as np
-from numba import literally, njit
+from numba import njit
 
 from .. import groups
 from .._linalg import copy_into, mat_mul, re_trace_mul
@@ -89,10 +89,8 @@ def _near_identity(p, generators, spread, out, N):
     """out[k] = exp(spread * sum_a p[k, a] T_a) for the normals ``p`` (K, N^2 - 1).
 
     The matrices of :func:`latticeml.groups.random_near_identity`, built without NumPy temporaries
-    (``from_components``' complex tensordot is slow for these thin products). ``N`` is a
-    compile-time constant: only the exponential for this N is compiled (groups).
+    (``from_components``' complex tensordot is slow for these thin products). ``N = U.shape[-1]``.
     """
-    literally(N)
     K, n_gen = p.shape
     x = np.empty((N, N), dtype=np.complex128)
     work1 = np.empty((N, N), dtype=np.complex128)
@@ -149,9 +147,8 @@ def _metropolis_chunk(U, fwd, bwd, sites, scale, proposals, uniforms, accepted, 
 
     Proposal ``U' = R U`` with ``R = proposals[mu, p, i, h]``; uniforms: (D, 2, V/2, hits);
     accepted: (D, 2, V/2) int64. Links of one colour share no staple, so chunks are independent.
-    ``N`` is a compile-time constant (only its re-unitarisation is compiled, groups).
+    ``N = U.shape[-1]``.
     """
-    literally(N)
     a = np.empty((N, N), dtype=np.complex128)
     trial = np.empty((N, N), dtype=np.complex128)
     work = np.empty((2, N, N), dtype=np.complex128)
@@ -287,9 +284,8 @@ def _heatbath_kernel(U, fwd, bwd, sites, order, beta, rng, N):
 
     For each link: W = U A once; for every subgroup (i, j) the SU(2) heatbath element R = x V^dagger
     multiplies rows i, j of U and of W (so W = U A stays current without recomputing the staple).
-    ``N`` is a compile-time constant (only its re-unitarisation is compiled, groups).
+    ``N = U.shape[-1]``.
     """
-    literally(N)
     a = np.empty((N, N), dtype=np.complex128)
     w = np.empty((N, N), dtype=np.complex128)
     work = np.empty((2, N, N), dtype=np.complex128)
@@ -323,9 +319,8 @@ def _overrelax_chunk(U, fwd, bwd, sites, mu, colour, N, start, stop):
     """Overrelaxation of the links ``(mu, sites[colour, i])``, ``start <= i < stop``, of U (D, V, N, N), in place.
 
     R = (V^dagger)^2 in every SU(2) subgroup. No random numbers, no shared writes: the result does
-    not depend on how the sublattice is cut into chunks. ``N`` is a compile-time constant (groups).
+    not depend on how the sublattice is cut into chunks. ``N = U.shape[-1]``.
     """
-    literally(N)
     a = np.empty((N, N), dtype=np.complex128)
     w = np.empty((N, N), dtype=np.complex128)
     work = np.empty((2, N, N), dtype=np.complex128)
