@@ -2,6 +2,8 @@
 
 ``rng``: a fresh ``numpy.random.Generator`` per test, seeded by the test module's ``SEED``
 (2026 where a module sets none), so every test draws the same numbers on every run and in any order.
+``site``: the documentation site, built once per session (tests/docs_site.py) and shared by
+tests/test_docs.py and tests/test_lectures.py (the build executes the lectures).
 """
 
 import numpy as np
@@ -13,3 +15,10 @@ DEFAULT_SEED = 2026
 @pytest.fixture
 def rng(request):
     return np.random.default_rng(getattr(request.module, "SEED", DEFAULT_SEED))
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory):
+    from docs_site import build_site
+
+    return build_site(tmp_path_factory)

@@ -35,6 +35,7 @@ import sys
 import threading
 
 import pytest
+from docs_site import missing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
@@ -49,41 +50,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-BUILD_TIMEOUT_S = 1500
 LECTURES = sorted(p.stem for p in (ROOT / "lectures").glob("[0-9][0-9]_*.ipynb"))
 PAGES = [f"lectures/{stem}.html" for stem in LECTURES] + ["getting_started.html", "api/index.html"]
-
-
-def _missing(reason: str):
-    """Skip locally; fail in CI, where .ci/run installs everything this test needs."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must run the documentation test; see .ci/run)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def site(tmp_path_factory) -> pathlib.Path:
-    """Build the site once per session; fail with the end of Sphinx's log if the build fails.
-
-    ``LATTICEML_DOCS_SITE=DIR`` checks a site already built into DIR instead (while writing docs).
-    """
-    prebuilt = os.environ.get("LATTICEML_DOCS_SITE")
-    if prebuilt:
-        return pathlib.Path(prebuilt)
-    for module, package in [("sphinx", "sphinx"), ("myst_nb", "myst-nb"), ("furo", "furo"), ("sphinxarg", "sphinx-argparse")]:
-        try:
-            __import__(module)
-        except ImportError:
-            _missing(f"{package} is not installed: pip install -e '.[docs]'")
-    out = tmp_path_factory.mktemp("docs_html")
-    env = dict(os.environ, LATTICEML_FAST="1", LATTICEML_FIGURES_DIR=str(tmp_path_factory.mktemp("docs_figures")))
-    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
-    cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html", "docs", str(out)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-    if proc.returncode != 0:
-        log = (proc.stdout + "\n" + proc.stderr).strip()
-        pytest.fail(f"the docs build failed ({' '.join(cmd)}), exit {proc.returncode}:\n{log[-8000:]}")
-    return out
 
 
 def test_site_has_every_page(site):
@@ -119,11 +87,11 @@ def server(site):
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory):
     if not CHROMIUM.exists():
-        _missing(f"{CHROMIUM} not found: apt-get install -y chromium")
+        missing(f"{CHROMIUM} not found: apt-get install -y chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("playwright is not installed: pip install -e '.[docs]'")
+        missing("playwright is not installed: pip install -e '.[docs]'")
     with sync_playwright() as p:
         # launch() gives the browser a fresh temporary profile (--user-data-dir) of its own
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
