@@ -19,7 +19,7 @@ Normalisations (V = number of sites, M = (1/V) sum_x phi(x), <.> the ensemble me
   ``C(t) = sum_{x_s} G(t, x_s) = (1 / V) sum_{t'} <Phi(t') Phi(t' + t)>`` with the time-slice
   sums ``Phi(t) = sum_{x_s} phi(t, x_s)``. For the free field
   ``S = sum_x [1/2 sum_mu (phi(x+mu) - phi(x))^2 + m^2 phi^2 / 2]`` its expectation is
-  ``cosh(E (L_t/2 - t)) / (2 sinh E sinh(E L_t / 2))``, ``cosh E = 1 + m^2 / 2`` (REFERENCES.md);
+  ``cosh(E (L_t/2 - t)) / (2 sinh E sinh(E L_t / 2))``, ``cosh E = 1 + m^2 / 2`` (the lattice propagator summed over the spatial momentum 0; e.g. Montvay & Muenster, *Quantum Fields on a Lattice*, Sec. 1.3; :mod:`latticeml.exact`);
   connected: ``C(t) - V_s <M>^2``.
 * effective mass from a periodic C(t): ``cosh m(t) = (C(t-1) + C(t+1)) / (2 C(t))`` (exact for
   ``C ~ cosh(E (L_t/2 - t))`` at every t >= 1), or ``m(t) = log(C(t) / C(t+1))``.

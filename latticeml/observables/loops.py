@@ -270,7 +270,7 @@ def polyakov_correlator(links, *, direction: int = 0, spatial_directions=None, b
     k averaged over; they must have equal extents L_k (pass a subset otherwise). Returns a complex
     array of length ``L_k // 2 + 1`` per configuration (``(B, L_k // 2 + 1)`` if batched);
     ``C(0) = mean |P|^2``. Its ensemble mean is real (reflection symmetry), so average ``.real`` over
-    configurations. Compare the 2D U(1) closed form in REFERENCES.md (``latticeml.exact``).
+    configurations. Compare the 2D U(1) closed form :func:`latticeml.exact.u1_2d_polyakov_correlator`.
     """
     P, shape = _polyakov_fields(links, direction, batched)
     D = len(shape)

@@ -46,6 +46,8 @@ improved (plaquette + rectangle) actions are theories of their own,
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -290,32 +292,34 @@ def _gauge_shape(shape):
 # ----------------------------------------------------------------------------- molecular dynamics
 
 
-@njit(nogil=True, cache=True)
-def _evolve_chunk(U, P, eps, out, n, start, stop):
-    """``out_m = exp(eps P_m) U_m``, re-unitarised, for links ``start <= m < stop`` of U, P, out (M, N, N).
+@functools.cache
+def _evolve_chunk(N: int):
+    """The drift kernel for SU(N) with N a compile-time constant (:func:`latticeml.groups.expm_algebra_into`).
 
-    One pass over the links fuses the exponential (:func:`latticeml.groups.expm_algebra_into`), the
-    product and a re-unitarisation (:func:`latticeml.groups.restore_special_unitary_into`). Without
-    the last, rounding drift grows with the number of MD steps (measured: |U U^dagger - 1| reaches
-    4e-14 after 300 SU(3) trajectories of 10 steps); with it links stay in SU(N) to ~1e-15
-    forever. Every link is computed independently, so the result does not depend on the chunks.
-    ``n = N``.
+    ``kernel(U, P, eps, out, start, stop)``: ``out_m = exp(eps P_m) U_m``, re-unitarised, for links
+    ``start <= m < stop`` of U, P, out (M, N, N). One pass over the links fuses the exponential
+    (:func:`latticeml.groups.expm_algebra_into`), the product and a re-unitarisation
+    (:func:`latticeml.groups.restore_special_unitary_into`). Without the last, rounding drift grows
+    with the number of MD steps (measured: |U U^dagger - 1| reaches 4e-14 after 300 SU(3)
+    trajectories of 10 steps); with it links stay in SU(N) to ~1e-15 forever. Every link is
+    computed independently, so the result does not depend on the chunks.
     """
-    X = np.empty((n, n), dtype=np.complex128)
-    E = np.empty((n, n), dtype=np.complex128)
-    work1 = np.empty((n, n), dtype=np.complex128)
-    work2 = np.empty((n, n), dtype=np.complex128)
-    for m in range(start, stop):
-        _drift_link(U[m], P[m], eps, out[m], X, E, work1, work2, n)
+
+    @njit(nogil=True, cache=True)
+    def evolve_chunk(U, P, eps, out, start, stop):
+        X = np.empty((N, N), dtype=np.complex128)
+        E = np.empty((N, N), dtype=np.complex128)
+        work1 = np.empty((N, N), dtype=np.complex128)
+        work2 = np.empty((N, N), dtype=np.complex128)
+        for m in range(start, stop):
+            _drift_link(U[m], P[m], eps, out[m], X, E, work1, work2, N)
+
+    return evolve_chunk
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _drift_link(U, P, eps, out, X, E, work1, work2, n):
-    """``out = exp(eps P) U``, re-unitarised, for one link (X, E, work1, work2: (N, N) scratch).
-
-    A function of its own (compiled and cached once): the exponential with its branches by N is
-    most of the molecular-dynamics code.
-    """
+    """``out = exp(eps P) U``, re-unitarised, for one link (X, E, work1, work2: (N, N) scratch)."""
     for i in range(n):
         for j in range(n):
             X[i, j] = eps * P[i, j]
@@ -336,7 +340,7 @@ def evolve(U, P, eps: float) -> np.ndarray:
     N = U.shape[-1]
     links, momenta = U.reshape(-1, N, N), P.reshape(-1, N, N)
     out = np.empty_like(links)
-    run_chunks("matrices", links.shape[0], _evolve_chunk, links, momenta, float(eps), out, N)
+    run_chunks("matrices", links.shape[0], _evolve_chunk(N), links, momenta, float(eps), out)
     return out.reshape(U.shape)
 
 

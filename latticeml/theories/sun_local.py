@@ -51,6 +51,8 @@ kernels ``(D, V, N, N)`` with the neighbour tables of :func:`latticeml.lattice.n
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -84,27 +86,33 @@ _TINY = 1e-12
 # ----------------------------------------------------------------------------- Metropolis
 
 
-@njit(cache=True)
-def _near_identity(p, generators, spread, out, N):
-    """out[k] = exp(spread * sum_a p[k, a] T_a) for the normals ``p`` (K, N^2 - 1).
+@functools.cache
+def _near_identity(N: int):
+    """``kernel(p, generators, spread, out)``: out[k] = exp(spread * sum_a p[k, a] T_a) for the normals ``p`` (K, N^2 - 1).
 
     The matrices of :func:`latticeml.groups.random_near_identity`, built without NumPy temporaries
-    (``from_components``' complex tensordot is slow for these thin products). ``N = U.shape[-1]``.
+    (``from_components``' complex tensordot is slow for these thin products). One kernel per N, a
+    compile-time constant (:func:`latticeml.groups.expm_algebra_into`).
     """
-    K, n_gen = p.shape
-    x = np.empty((N, N), dtype=np.complex128)
-    work1 = np.empty((N, N), dtype=np.complex128)
-    work2 = np.empty((N, N), dtype=np.complex128)
-    for k in range(K):
-        for i in range(N):
-            for j in range(N):
-                x[i, j] = 0.0
-        for a in range(n_gen):
-            c = spread * p[k, a]
+
+    @njit(cache=True)
+    def near_identity(p, generators, spread, out):
+        K, n_gen = p.shape
+        x = np.empty((N, N), dtype=np.complex128)
+        work1 = np.empty((N, N), dtype=np.complex128)
+        work2 = np.empty((N, N), dtype=np.complex128)
+        for k in range(K):
             for i in range(N):
                 for j in range(N):
-                    x[i, j] += c * generators[a, i, j]
-        groups.expm_algebra_into(x, out[k], work1, work2, N)
+                    x[i, j] = 0.0
+            for a in range(n_gen):
+                c = spread * p[k, a]
+                for i in range(N):
+                    for j in range(N):
+                        x[i, j] += c * generators[a, i, j]
+            groups.expm_algebra_into(x, out[k], work1, work2, N)
+
+    return near_identity
 
 
 def near_identity_proposals(rng: np.random.Generator, N: int, size: tuple, spread: float) -> np.ndarray:
@@ -114,15 +122,15 @@ def near_identity_proposals(rng: np.random.Generator, N: int, size: tuple, sprea
     """
     p = rng.standard_normal(tuple(size) + (N * N - 1,))
     out = np.empty(tuple(size) + (N, N), dtype=np.complex128)
-    _near_identity(p.reshape(-1, N * N - 1), np.ascontiguousarray(groups.su_generators(N)), spread, out.reshape(-1, N, N), int(N))
+    _near_identity(int(N))(p.reshape(-1, N * N - 1), np.ascontiguousarray(groups.su_generators(N)), spread, out.reshape(-1, N, N))
     return out
 
 
-@njit(cache=True)
+@njit(inline="always", cache=True)
 def _metropolis_link(U, fwd, bwd, mu, s, scale, proposals, uniforms, a, trial, work, n):
     """``hits`` Metropolis proposals ``U' = R U`` at the link ``U[mu, s]`` (in place); returns how many were accepted.
 
-    A function of its own (compiled and cached once) called by :func:`_metropolis_chunk`.
+    Inlined into :func:`_metropolis_chunk`'s kernel, where ``n`` is a compile-time constant.
     """
     link = U[mu, s]
     staple_into(U, fwd, bwd, mu, s, a, work)
@@ -141,21 +149,27 @@ def _metropolis_link(U, fwd, bwd, mu, s, scale, proposals, uniforms, a, trial, w
     return n_acc
 
 
-@njit(nogil=True, cache=True)
-def _metropolis_chunk(U, fwd, bwd, sites, scale, proposals, uniforms, accepted, mu, p, N, start, stop):
-    """Metropolis updates of the links ``(mu, sites[p, i])``, ``start <= i < stop``, of the flat links U (D, V, N, N).
+@functools.cache
+def _metropolis_chunk(N: int):
+    """``kernel(U, fwd, bwd, sites, scale, proposals, uniforms, accepted, mu, p, start, stop)`` for SU(N).
 
-    Proposal ``U' = R U`` with ``R = proposals[mu, p, i, h]``; uniforms: (D, 2, V/2, hits);
+    Metropolis updates of the links ``(mu, sites[p, i])``, ``start <= i < stop``, of the flat links
+    U (D, V, N, N). Proposal ``U' = R U`` with ``R = proposals[mu, p, i, h]``; uniforms: (D, 2, V/2, hits);
     accepted: (D, 2, V/2) int64. Links of one colour share no staple, so chunks are independent.
-    ``N = U.shape[-1]``.
+    One kernel per N, a compile-time constant (:func:`latticeml.groups.expm_algebra_into`).
     """
-    a = np.empty((N, N), dtype=np.complex128)
-    trial = np.empty((N, N), dtype=np.complex128)
-    work = np.empty((2, N, N), dtype=np.complex128)
-    for i in range(start, stop):
-        accepted[mu, p, i] = _metropolis_link(
-            U, fwd, bwd, mu, sites[p, i], scale, proposals[mu, p, i], uniforms[mu, p, i], a, trial, work, N
-        )
+
+    @njit(nogil=True, cache=True)
+    def metropolis_chunk(U, fwd, bwd, sites, scale, proposals, uniforms, accepted, mu, p, start, stop):
+        a = np.empty((N, N), dtype=np.complex128)
+        trial = np.empty((N, N), dtype=np.complex128)
+        work = np.empty((2, N, N), dtype=np.complex128)
+        for i in range(start, stop):
+            accepted[mu, p, i] = _metropolis_link(
+                U, fwd, bwd, mu, sites[p, i], scale, proposals[mu, p, i], uniforms[mu, p, i], a, trial, work, N
+            )
+
+    return metropolis_chunk
 
 
 # ----------------------------------------------------------------------------- SU(2) heatbath draws
@@ -278,22 +292,61 @@ def _rotate_rows(m, i, j, r0, r1, r2, r3):
         m[j, c] = r_ji * top + r_jj * bottom
 
 
-@njit(cache=True)
-def _heatbath_kernel(U, fwd, bwd, sites, order, beta, rng, N):
+@functools.cache
+def _heatbath_kernel(N: int):
     """Cabibbo-Marinari heatbath sweep over the flat links ``U`` (D, V, N, N), in place; returns the trials.
 
     For each link: W = U A once; for every subgroup (i, j) the SU(2) heatbath element R = x V^dagger
     multiplies rows i, j of U and of W (so W = U A stays current without recomputing the staple).
-    ``N = U.shape[-1]``.
+    One kernel per N, a compile-time constant (:func:`latticeml.groups.expm_algebra_into`).
     """
-    a = np.empty((N, N), dtype=np.complex128)
-    w = np.empty((N, N), dtype=np.complex128)
-    work = np.empty((2, N, N), dtype=np.complex128)
-    trials = 0
-    for k in range(order.shape[0]):
-        mu = order[k, 0]
-        colour = order[k, 1]
-        for idx in range(sites.shape[1]):
+
+    @njit(cache=True)
+    def heatbath_sweep(U, fwd, bwd, sites, order, beta, rng):
+        a = np.empty((N, N), dtype=np.complex128)
+        w = np.empty((N, N), dtype=np.complex128)
+        work = np.empty((2, N, N), dtype=np.complex128)
+        trials = 0
+        for k in range(order.shape[0]):
+            mu = order[k, 0]
+            colour = order[k, 1]
+            for idx in range(sites.shape[1]):
+                s = sites[colour, idx]
+                link = U[mu, s]
+                staple_into(U, fwd, bwd, mu, s, a, work)
+                mat_mul(link, a, w)
+                for i in range(N - 1):
+                    for j in range(i + 1, N):
+                        a0, a1, a2, a3 = _subgroup_quaternion(w, i, j)
+                        norm = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3)
+                        x0, x1, x2, x3, n = _su2_heatbath_quaternion(rng, 2.0 * beta * norm / N)
+                        trials += n
+                        if norm > 0.0:  # R = x V^dagger, V = a / |a|
+                            r0, r1, r2, r3 = _quaternion_mul(x0, x1, x2, x3, a0 / norm, -a1 / norm, -a2 / norm, -a3 / norm)
+                        else:  # no coupling to this subgroup: R is a Haar-random element
+                            r0, r1, r2, r3 = x0, x1, x2, x3
+                        _rotate_rows(link, i, j, r0, r1, r2, r3)
+                        _rotate_rows(w, i, j, r0, r1, r2, r3)
+                groups.restore_special_unitary_into(link, N)
+        return trials
+
+    return heatbath_sweep
+
+
+@functools.cache
+def _overrelax_chunk(N: int):
+    """Overrelaxation of the links ``(mu, sites[colour, i])``, ``start <= i < stop``, of U (D, V, N, N), in place.
+
+    R = (V^dagger)^2 in every SU(2) subgroup. No random numbers, no shared writes: the result does
+    not depend on how the sublattice is cut into chunks. One kernel per N, a compile-time constant (:func:`latticeml.groups.expm_algebra_into`).
+    """
+
+    @njit(nogil=True, cache=True)
+    def overrelax_chunk(U, fwd, bwd, sites, mu, colour, start, stop):
+        a = np.empty((N, N), dtype=np.complex128)
+        w = np.empty((N, N), dtype=np.complex128)
+        work = np.empty((2, N, N), dtype=np.complex128)
+        for idx in range(start, stop):
             s = sites[colour, idx]
             link = U[mu, s]
             staple_into(U, fwd, bwd, mu, s, a, work)
@@ -302,49 +355,20 @@ def _heatbath_kernel(U, fwd, bwd, sites, order, beta, rng, N):
                 for j in range(i + 1, N):
                     a0, a1, a2, a3 = _subgroup_quaternion(w, i, j)
                     norm = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3)
-                    x0, x1, x2, x3, n = _su2_heatbath_quaternion(rng, 2.0 * beta * norm / N)
-                    trials += n
-                    if norm > 0.0:  # R = x V^dagger, V = a / |a|
-                        r0, r1, r2, r3 = _quaternion_mul(x0, x1, x2, x3, a0 / norm, -a1 / norm, -a2 / norm, -a3 / norm)
-                    else:  # no coupling to this subgroup: R is a Haar-random element
-                        r0, r1, r2, r3 = x0, x1, x2, x3
+                    if norm == 0.0:
+                        continue
+                    v0 = a0 / norm
+                    # (V^dagger)^2 with V^dagger = (v0, -v): (v0^2 - |v|^2, -2 v0 v)
+                    vv = (a1 * a1 + a2 * a2 + a3 * a3) / (norm * norm)
+                    r0 = v0 * v0 - vv
+                    r1 = -2.0 * v0 * a1 / norm
+                    r2 = -2.0 * v0 * a2 / norm
+                    r3 = -2.0 * v0 * a3 / norm
                     _rotate_rows(link, i, j, r0, r1, r2, r3)
                     _rotate_rows(w, i, j, r0, r1, r2, r3)
             groups.restore_special_unitary_into(link, N)
-    return trials
 
-
-@njit(nogil=True, cache=True)
-def _overrelax_chunk(U, fwd, bwd, sites, mu, colour, N, start, stop):
-    """Overrelaxation of the links ``(mu, sites[colour, i])``, ``start <= i < stop``, of U (D, V, N, N), in place.
-
-    R = (V^dagger)^2 in every SU(2) subgroup. No random numbers, no shared writes: the result does
-    not depend on how the sublattice is cut into chunks. ``N = U.shape[-1]``.
-    """
-    a = np.empty((N, N), dtype=np.complex128)
-    w = np.empty((N, N), dtype=np.complex128)
-    work = np.empty((2, N, N), dtype=np.complex128)
-    for idx in range(start, stop):
-        s = sites[colour, idx]
-        link = U[mu, s]
-        staple_into(U, fwd, bwd, mu, s, a, work)
-        mat_mul(link, a, w)
-        for i in range(N - 1):
-            for j in range(i + 1, N):
-                a0, a1, a2, a3 = _subgroup_quaternion(w, i, j)
-                norm = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3)
-                if norm == 0.0:
-                    continue
-                v0 = a0 / norm
-                # (V^dagger)^2 with V^dagger = (v0, -v): (v0^2 - |v|^2, -2 v0 v)
-                vv = (a1 * a1 + a2 * a2 + a3 * a3) / (norm * norm)
-                r0 = v0 * v0 - vv
-                r1 = -2.0 * v0 * a1 / norm
-                r2 = -2.0 * v0 * a2 / norm
-                r3 = -2.0 * v0 * a3 / norm
-                _rotate_rows(link, i, j, r0, r1, r2, r3)
-                _rotate_rows(w, i, j, r0, r1, r2, r3)
-        groups.restore_special_unitary_into(link, N)
+    return overrelax_chunk
 
 
 # ----------------------------------------------------------------------------- the sweeps
@@ -379,7 +403,7 @@ def metropolis_sweep(rng: np.random.Generator, U: np.ndarray, *, beta: float, st
     for mu in range(D):  # sublattice by sublattice: a link's staple reads the other colour only
         for p in range(2):
             run_chunks(
-                "local_sun", half, _metropolis_chunk, flat, fwd, bwd, sites, beta / N, proposals, uniforms, accepted, mu, p, N,
+                "local_sun", half, _metropolis_chunk(N), flat, fwd, bwd, sites, beta / N, proposals, uniforms, accepted, mu, p,
                 per_thread=8,
             )
     return float(accepted.sum()) / (accepted.size * hits)
@@ -395,7 +419,7 @@ def heatbath_sweep(rng: np.random.Generator, U: np.ndarray, *, beta: float, orde
     flat, fwd, bwd, sites = _flat_links(U)
     N = flat.shape[-1]
     order = sweep_order(flat.shape[0]) if order is None else np.ascontiguousarray(order, dtype=np.int64)
-    trials = _heatbath_kernel(flat, fwd, bwd, sites, order, beta, rng, N)
+    trials = _heatbath_kernel(N)(flat, fwd, bwd, sites, order, beta, rng)
     return trials / (order.shape[0] * sites.shape[1] * N * (N - 1) // 2)
 
 
@@ -408,4 +432,4 @@ def overrelax_sweep(U: np.ndarray, *, order=None) -> None:
     flat, fwd, bwd, sites = _flat_links(U)
     order = sweep_order(flat.shape[0]) if order is None else np.ascontiguousarray(order, dtype=np.int64)
     for mu, colour in order:  # sublattice by sublattice: a link's staple reads the other colour only
-        run_chunks("local_sun", sites.shape[1], _overrelax_chunk, flat, fwd, bwd, sites, int(mu), int(colour), flat.shape[-1], per_thread=8)
+        run_chunks("local_sun", sites.shape[1], _overrelax_chunk(flat.shape[-1]), flat, fwd, bwd, sites, int(mu), int(colour), per_thread=8)
