@@ -153,7 +153,7 @@ def run_task(task: Task, directory, *, checkpoint_every: int = 500) -> dict:
     ``seed`` = the seed index and ``scan_seed``); ``records`` the measurements, name -> list.
     """
     from ._threads import single_threaded
-    from .cli.sample import sample_payload  # the one definition of a chain's summary (Gamma method)
+    from .samplers.chain import chain_summary  # the one definition of a chain's summary (Gamma method)
     from .samplers import build_sampler, resume_chain, run_chain
     from .theories.base import make_theory
 
@@ -171,7 +171,7 @@ def run_task(task: Task, directory, *, checkpoint_every: int = 500) -> dict:
             start = theory.cold_start() if task.start == "cold" else theory.hot_start(rng)
             chain = run_chain(sampler, start, rng, n_measure=task.n, n_therm=task.therm, every=task.every,
                               checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=False)
-    payload = sample_payload(theory, sampler, chain, n=task.n, therm=task.therm, every=task.every, seed=task.seed_index)
+    payload = chain_summary(theory, sampler, chain, n=task.n, therm=task.therm, every=task.every, seed=task.seed_index)
     payload["params"]["scan_seed"] = task.seed
     result = {"id": task.id, "task": task.spec(), "payload": payload,
               "records": {k: np.asarray(v, dtype=float).tolist() for k, v in chain.records.items()}}

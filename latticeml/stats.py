@@ -34,6 +34,7 @@ from scipy import fft as _fft
 from .checks import check_count, check_rng
 
 __all__ = [
+    "summarise",
     "GammaResult",
     "ResamplingResult",
     "gamma_method",
@@ -366,3 +367,20 @@ def bootstrap(
         resampled_means = b[idx].mean(axis=1)
         samples[start:stop] = [_evaluate(func, row, was_1d) for row in resampled_means]
     return ResamplingResult(value, float(samples.std(ddof=1)), samples)
+
+
+def summarise(records: dict, *, S: float = 1.5) -> dict:
+    """Per observable: mean, Gamma-method error (Wolff 2004, ``S``), tau_int and its error.
+
+    Fewer than 8 measurements give the mean and NaN errors (no honest error bar exists).
+    """
+    out = {}
+    for name, values in records.items():
+        values = np.asarray(values, dtype=float)
+        if len(values) < MIN_SAMPLES:
+            mean = float(values.mean()) if len(values) else float("nan")
+            out[name] = {"mean": mean, "error": float("nan"), "tau_int": float("nan"), "tau_int_error": float("nan")}
+            continue
+        r = gamma_method(values, S=S)
+        out[name] = {"mean": float(r.value), "error": float(r.error), "tau_int": float(r.tau_int), "tau_int_error": float(r.tau_int_error)}
+    return out

@@ -12,8 +12,8 @@ cost the hour the chain ran:
 * :func:`writable_file`, :func:`readable_file` -- paths, checked before the run;
 * :func:`check_memory` -- refuses a lattice whose arrays would not fit in the available memory,
   with the number of GiB it needs, before anything is allocated;
-* :func:`summarise`, :func:`report` -- the observables table (or JSON) that ``sample``, ``measure``
-  and ``flow sample`` print.
+* :func:`report` -- the observables table (or JSON) that ``sample``, ``measure`` and ``flow sample``
+  print (the numbers: :func:`latticeml.stats.summarise`).
 
 Nothing here imports another ``latticeml.cli`` module, so the subcommand modules import it
 without a cycle.
@@ -30,7 +30,7 @@ from pathlib import Path
 
 __all__ = [
     "UserError", "ArgumentParser", "described", "finite_float", "positive_float", "count", "parse_shape",
-    "writable_file", "readable_file", "available_memory", "check_memory", "summarise", "report",
+    "writable_file", "readable_file", "available_memory", "check_memory", "report",
 ]
 
 
@@ -211,27 +211,6 @@ def check_memory(n_bytes: int, what: str, advice: str) -> None:
 
 
 # ----------------------------------------------------------------------------- output
-
-
-def summarise(records: dict, *, S: float = 1.5) -> dict:
-    """Per observable: mean, Gamma-method error (Wolff 2004, ``S``), tau_int and its error.
-
-    Fewer than 8 measurements give the mean and NaN errors (no honest error bar exists).
-    """
-    import numpy as np
-
-    from ..stats import gamma_method
-
-    out = {}
-    for name, values in records.items():
-        values = np.asarray(values, dtype=float)
-        if len(values) < 8:
-            mean = float(values.mean()) if len(values) else float("nan")
-            out[name] = {"mean": mean, "error": float("nan"), "tau_int": float("nan"), "tau_int_error": float("nan")}
-            continue
-        r = gamma_method(values, S=S)
-        out[name] = {"mean": float(r.value), "error": float(r.error), "tau_int": float(r.tau_int), "tau_int_error": float(r.tau_int_error)}
-    return out
 
 
 def report(payload: dict, as_json: bool) -> None:

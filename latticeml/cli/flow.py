@@ -27,9 +27,10 @@ import threading
 
 import numpy as np
 
+from ..stats import summarise
 from .common import (
     UserError, check_memory, count, described, finite_float, parse_shape, positive_float, readable_file, report,
-    summarise, writable_file,
+    writable_file,
 )
 
 __all__ = ["register"]

@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..samplers.chain import chain_summary
+from ..stats import summarise
 from .common import (
     UserError, check_memory, count, described, finite_float, parse_shape, positive_float, readable_file, report,
-    summarise, writable_file,
+    writable_file,
 )
 
-__all__ = ["register", "add_coupling_flags", "add_algorithm_flags", "add_chain_flags", "couplings_from_args", "estimated_bytes",
-           "sample_payload"]
+__all__ = ["register", "add_coupling_flags", "add_algorithm_flags", "add_chain_flags", "couplings_from_args", "estimated_bytes"]
 
 #: HMC's trajectory when neither --step nor --nsteps is given: 10 steps of 0.1 (length 1).
 HMC_DEFAULT_STEP, HMC_DEFAULT_NSTEPS = 0.1, 10
@@ -201,22 +202,6 @@ def _check_files(args) -> str | None:
     return checkpoint
 
 
-def sample_payload(theory, sampler, result, *, n: int, therm: int, every: int, seed) -> dict:
-    """What ``latticeml sample --json`` prints for a finished chain (also one task of ``latticeml scan``):
-    theory, params (couplings, shape, algorithm and its settings, n, therm, every, seed), mean
-    acceptance and the observables with Gamma-method errors (:func:`.common.summarise`)."""
-    import numpy as np
-
-    params = dict(theory.params)
-    params.update(algorithm=sampler.name, **sampler.settings, n=n, therm=therm, every=every, seed=seed)
-    return {
-        "theory": theory.name,
-        "params": params,
-        "acceptance": float(np.mean(result.acceptance)) if len(result.acceptance) else None,
-        "observables": summarise(result.records),
-    }
-
-
 def _gauge_file_format(args, theory) -> str | None:
     """``"ildg"``/``"nersc"`` when --out names such a file (.lime, .ildg, .nersc); they hold 4D SU(3) only."""
     from ..formats import format_for_path
@@ -294,7 +279,7 @@ def _cmd_sample(args) -> int:
             sampler, field, rng, n_measure=args.n, n_therm=args.therm, every=args.every, keep_fields=bool(args.out) and not gauge_file,
             checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, progress=not args.quiet,
         )
-    payload = sample_payload(theory, sampler, result, n=args.n, therm=args.therm, every=args.every, seed=args.seed)
+    payload = chain_summary(theory, sampler, result, n=args.n, therm=args.therm, every=args.every, seed=args.seed)
     if getattr(args, "fermions", None):  # the CG cost of the run: solves in the molecular dynamics and measurements
         payload["cg_iterations_mean"] = theory.mean_cg_iterations
         payload["conventions"] = FERMION_CONVENTIONS

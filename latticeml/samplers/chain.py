@@ -32,7 +32,7 @@ import numpy as np
 from .. import io
 from .._runs import CheckpointedRun
 
-__all__ = ["Sampler", "ChainResult", "run_chain", "resume_chain"]
+__all__ = ["Sampler", "ChainResult", "run_chain", "resume_chain", "chain_summary"]
 
 
 class Sampler(NamedTuple):
@@ -187,3 +187,20 @@ def _drive(sampler, state, rng, meta, start, records, acceptance, fields, measur
         rng=rng,
         n_steps=run.step,
     )
+
+
+def chain_summary(theory, sampler: Sampler, result: ChainResult, *, n: int, therm: int, every: int, seed) -> dict:
+    """The summary of a finished chain that ``latticeml sample --json`` prints and each task of
+    ``latticeml scan`` stores: theory, params (couplings, shape, algorithm and its settings, n, therm,
+    every, seed), mean acceptance and the observables with Gamma-method errors
+    (:func:`latticeml.stats.summarise`)."""
+    from ..stats import summarise
+
+    params = dict(theory.params)
+    params.update(algorithm=sampler.name, **sampler.settings, n=n, therm=therm, every=every, seed=seed)
+    return {
+        "theory": theory.name,
+        "params": params,
+        "acceptance": float(np.mean(result.acceptance)) if len(result.acceptance) else None,
+        "observables": summarise(result.records),
+    }
