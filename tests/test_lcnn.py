@@ -177,3 +177,151 @@ def test_lcnn_gradients_reach_every_parameter(rng):
     for name, p in model.named_parameters():
         assert p.grad is not None and np.all(np.isfinite(p.grad)), name
     assert isinstance(loss, Tensor)
+
+
+# ---------------------------------------------------------------- the Numba kernels of L-Conv and L-Bilin
+#
+# The previous NumPy formulation of both layers (transports with np.roll, stacked matmuls), kept here
+# as the independent reference of latticeml.nets.lcnn_kernels: forward and every gradient must agree.
+
+
+def _dag(a):
+    return np.conj(np.swapaxes(a, -1, -2))
+
+
+def _ref_step(T, U, mu, sign):
+    """One-link transport of T (B, C, *L, N, N) along +mu (sign > 0: from x + mu) or -mu."""
+    Um = U[:, mu][:, None]
+    if sign > 0:
+        return Um @ np.roll(T, -1, axis=2 + mu) @ _dag(Um)
+    Ub = np.roll(Um, 1, axis=2 + mu)
+    return _dag(Ub) @ np.roll(T, 1, axis=2 + mu) @ Ub
+
+
+def _ref_lconv(U, W, w, K, G):
+    D = U.shape[1]
+    terms = [W]
+    for mu in range(D):
+        for sign in (1, -1):
+            T = W
+            for _ in range(K):
+                T = _ref_step(T, U, mu, sign)
+                terms.append(T)
+    X = np.stack(terms, axis=1)  # (B, T, C, ...)
+    out = np.einsum("oct,btc...->bo...", w, X)
+    GX = np.einsum("oct,bo...->btc...", w, G)
+    B, T, C = X.shape[:3]
+    gw = np.einsum("boz,btcz->oct", np.conj(G).reshape(B, G.shape[1], -1), X.reshape(B, T, C, -1)).real
+    gW, gU, t = GX[:, 0].copy(), np.zeros_like(U), 1
+    for mu in range(D):
+        for sign in (1, -1):
+            H = None
+            for k in range(K, 0, -1):
+                Hk = GX[:, t + k - 1] if H is None else GX[:, t + k - 1] + _ref_step(H, U, mu, -sign)
+                Tk = X[:, t + k - 1]
+                M = np.sum(Hk @ _dag(Tk) + _dag(Hk) @ Tk, axis=1)
+                if sign > 0:
+                    gU[:, mu] += M @ U[:, mu]
+                else:
+                    gU[:, mu] += U[:, mu] @ np.roll(_dag(M), -1, axis=1 + mu)
+                H = Hk
+            gW += _ref_step(H, U, mu, -sign)
+            t += K
+    return out, (gU, gW, gw)
+
+
+def _ref_lbilin(W1, W2, a, G):
+    def extend(W):
+        unit = np.broadcast_to(np.eye(W.shape[-1]), W.shape[:1] + (1,) + W.shape[2:])
+        return np.concatenate([W, _dag(W), unit], axis=1)
+
+    X, Y = extend(W1), extend(W2)
+    c1, c2 = W1.shape[1], W2.shape[1]
+    Z = np.einsum("ijk,bk...->bij...", a, Y)
+    out = np.sum(X[:, None] @ Z, axis=2)
+    gX = np.sum(G[:, :, None] @ _dag(Z), axis=1)
+    M = _dag(X)[:, None] @ G[:, :, None]
+    gY = np.einsum("ijk,bij...->bk...", a, M)
+    B, O, C1 = M.shape[:3]
+    ga = np.einsum("bijz,bkz->ijk", np.conj(M).reshape(B, O, C1, -1), Y.reshape(B, Y.shape[1], -1)).real
+    return out, (gX[:, :c1] + _dag(gX[:, c1 : 2 * c1]), gY[:, :c2] + _dag(gY[:, c2 : 2 * c2]), ga)
+
+
+@pytest.mark.parametrize("N,shape", [(1, (3, 4)), (2, (3, 4)), (2, (2, 3, 2, 2)), (3, (2, 3)), (4, (3, 2))])
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_lconv_lbilin_kernels_against_numpy_formulation(rng, N, shape, K):
+    """Forward and all gradients of L-Conv and L-Bilin against the NumPy formulation (N = 2: the unrolled
+    SU(2) kernels; N = 1, 3, 4: the generic ones), to rounding."""
+    D, B, C, O = len(shape), 3, 2, 3
+    U = _links(rng, B, shape, N)
+    W = _matrices(rng, B, C, shape, N)
+    w = rng.normal(size=(O, C, L.n_transport_terms(D, K)))
+    G = _matrices(rng, B, O, shape, N)
+    out, res = L._lconv_fwd(U, W[:, ::-1], w, K=K)  # a strided view in: converted at the boundary
+    grads = L._lconv_bwd(G, res, (True, True, True))
+    ref_out, ref_grads = _ref_lconv(U, W[:, ::-1], w, K, G)
+    np.testing.assert_allclose(out, ref_out, rtol=0, atol=1e-12)
+    for got, want in zip(grads, ref_grads):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert L._lconv_bwd(G, res, (False, True, False))[0] is None  # no link gradient asked, none computed
+    np.testing.assert_allclose(L._lconv_bwd(G, res, (False, True, False))[1], ref_grads[1], rtol=0, atol=1e-12)
+    W2 = _matrices(rng, B, 3, shape, N)
+    a = rng.normal(size=(O, 2 * C + 1, 2 * 3 + 1))
+    out, res = L._lbilin_fwd(W, W2, a)
+    ref_out, ref_grads = _ref_lbilin(W, W2, a, G)
+    np.testing.assert_allclose(out, ref_out, rtol=0, atol=1e-12)
+    for got, want in zip(L._lbilin_bwd(G, res, (True, True, True)), ref_grads):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_lcnn_kernels_chunks_match_one_call(rng):
+    """The kernels run over chunks of the batch (threads): chunked and whole calls give the same bits."""
+    from latticeml.lattice import neighbour_table
+    from latticeml.nets import lcnn_kernels as LK
+
+    B, C, K, shape = 3, 2, 2, (3, 4)
+    for N in (2, 3):
+        Uf = L._flat_sites(_links(rng, B, shape, N), 2)
+        Wf = L._flat_sites(_matrices(rng, B, C, shape, N), 2)
+        fwd, bwd = neighbour_table(shape)
+        T, V = L.n_transport_terms(2, K), Wf.shape[2]
+        whole, parts = (np.empty((B, T, C, V, N, N), complex) for _ in range(2))
+        terms = LK.kernel("lconv_terms", N)
+        terms(L._stack(Uf), L._stack(Wf), fwd, bwd, B, 2, C, V, K, L._stack(whole), 0, B)
+        for lo, hi in ((0, 1), (1, 3)):
+            terms(L._stack(Uf), L._stack(Wf), fwd, bwd, B, 2, C, V, K, L._stack(parts), lo, hi)
+        np.testing.assert_array_equal(parts, whole)
+
+
+@pytest.mark.parametrize("N,K", [(2, 0), (2, 1), (2, 3), (1, 3), (3, 0), (3, 1), (4, 2)])
+def test_lconv_lbilin_kernels_backward_finite_differences(rng, N, K):
+    """The kernels' backward against central finite differences beyond the cases above (K = 0, 1, 3; N = 4)."""
+    shape = (3, 2)
+    U = _links(rng, 1, shape, N)
+    W = _matrices(rng, 1, 2, shape, N)
+    w = rng.normal(size=(2, 2, L.n_transport_terms(2, K)))
+    if N == 1:  # U(1) links are unit phases; their gradient is checked for SU(N)
+        check_grads(lambda x, ww: L.lconv(U, x, ww, K=K), W, w, rng=rng)
+    else:
+        check_grads(lambda u, x, ww: L.lconv(u, x, ww, K=K), U, W, w, rng=rng)
+    check_grads(L.lbilin, W, _matrices(rng, 1, 3, shape, N), rng.normal(size=(2, 5, 7)), rng=rng)
+
+
+def test_lconv_lbilin_refuse_mismatched_shapes(rng):
+    U = _links(rng, 1, (3, 4), 2)
+    W = _matrices(rng, 1, 2, (3, 4), 2)
+    with pytest.raises(ValueError, match="L-Conv weight"):
+        L.lconv(U, W, np.zeros((2, 2, 4)), K=1)
+    with pytest.raises(ValueError, match="match the links"):
+        L.lconv(U, _matrices(rng, 1, 2, (4, 3), 2), np.zeros((2, 2, 5)), K=1)
+    with pytest.raises(ValueError, match="L-Bilin weight"):
+        L.lbilin(W, W, np.zeros((2, 5, 3)))
+    with pytest.raises(ValueError, match="L-Bilin inputs"):
+        L.lbilin(W, _matrices(rng, 1, 2, (4, 3), 2), np.zeros((2, 5, 5)))
+
+
+@pytest.mark.parametrize("N,shape", [(1, (3, 4)), (2, (3, 4)), (2, (2, 3, 2)), (3, (2, 3)), (3, (2, 2, 2, 3)), (4, (3, 2))])
+def test_plaq_kernel_against_path_products(rng, N, shape):
+    """Plaq's kernel (N = 2 unrolled, others generic) against the products along the paths (latticeml.smearing.paths)."""
+    U = _links(rng, 2, shape, N)
+    np.testing.assert_allclose(L.plaq(U).value, L._path_fwd(U, L._plaq_paths(len(shape))), rtol=0, atol=1e-13)

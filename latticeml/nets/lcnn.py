@@ -27,6 +27,10 @@ L-Exp       ``U_mu(x) -> exp(TA(sum_c v_mu,c W_c(x))) U_mu(x)``                 
 Trace       ``(Re tr W_c, Im tr W_c)``: gauge invariant real features                      ``2 C``
 =========== =========================================================================== =================
 
+The loops over sites of Plaq, L-Conv and L-Bilin, forward and backward, are Numba kernels
+(:mod:`latticeml.nets.lcnn_kernels`); the contractions with the real weights are BLAS products on real
+views (the L-Bilin product ``sum_k a_ijk Y_k`` and its transposes, L-Conv's weighted sum of terms).
+
 The backward passes. L-Conv's transports are built one step at a time (``T_k = S T_{k-1}`` with
 the one-link transport ``S``), so the gradient goes back by Horner's rule with the adjoint step,
 the transport the other way (``Re <G, S W> = Re <S^+ G, W>``); a one-step transport
@@ -46,10 +50,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._threads import run_chunks
 from ..autodiff import nn, ops
 from ..autodiff.tensor import Parameter, Tensor, as_value, custom_op
 from ..checks import check_rng
-from ..smearing.paths import parallel_transport, path_product
+from ..lattice import neighbour_table
+from ..smearing.paths import path_product
+from .lcnn_kernels import kernel
 
 __all__ = [
     "links_from_angles",
@@ -210,8 +217,22 @@ def _poly_paths(shape):
     return [[mu + 1] * int(L) for mu, L in enumerate(shape)]
 
 
+def _plaq_fwd(U):
+    """Every plaquette from one kernel call (:mod:`latticeml.nets.lcnn_kernels`): ``(B, D (D-1), *L, N, N)``."""
+    B, D = U.shape[:2]
+    Uf = _flat_sites(U, 2)
+    V, N = Uf.shape[2], Uf.shape[-1]
+    fwd, _ = neighbour_table(U.shape[2:-2])
+    P = np.empty((B, D * (D - 1), V, N, N), dtype=np.complex128)
+    run_chunks("smearing", B, kernel("plaq", N), _stack(Uf), fwd, B, D, V, _stack(P), size=B * D * V)
+    return P.reshape((B, D * (D - 1)) + U.shape[2:])
+
+
 def _paths_fwd(U, *, kind):
-    paths = _plaq_paths(U.shape[1]) if kind == "plaq" else _poly_paths(U.shape[2:-2])
+    if kind == "plaq":
+        _check_links(U)
+        return _plaq_fwd(U), (U, _plaq_paths(U.shape[1]))
+    paths = _poly_paths(U.shape[2:-2])
     return _path_fwd(U, paths), (U, paths)
 
 
@@ -244,63 +265,88 @@ def n_transport_terms(D: int, K: int) -> int:
     return 1 + 2 * D * K
 
 
-def _transport(W, U, mu, k):
-    return parallel_transport(W, _links_arg(U), mu, k, batched=True)
+def _flat_sites(a, lead: int):
+    """``(lead axes..., L0, ..., L{D-1}, N, N)`` -> C-contiguous complex128 ``(lead axes..., V, N, N)``."""
+    a = np.ascontiguousarray(a, dtype=np.complex128)
+    return a.reshape(a.shape[:lead] + (-1,) + a.shape[-2:])
+
+
+def _check_links(U):
+    """The kernels index without bounds checks: the links must be ``(B, D, L0, ..., L{D-1}, N, N)``."""
+    if U.ndim < 5 or U.shape[1] != U.ndim - 4 or U.shape[-1] != U.shape[-2]:
+        raise ValueError(f"links must have shape (B, D, L0, ..., L{{D-1}}, N, N), got {U.shape}")
+
+
+def _check_matrices(W, U, name: str):
+    """``W`` must be ``(B, C, *L, N, N)`` on the lattice and batch of the links ``U (B, D, *L, N, N)``."""
+    _check_links(U)
+    want = (U.shape[0], "C") + U.shape[2:]
+    if W.ndim != U.ndim or W.shape[0] != U.shape[0] or W.shape[2:] != U.shape[2:]:
+        raise ValueError(f"{name} must have shape {want} to match the links, got {W.shape}")
+
+
+#: The backward passes make their largest scratch arrays (L-Conv's gradient of every transported term,
+#: L-Bilin's gradient on ``Z``) a block of batch entries at a time, blocks of about this size, so that
+#: they stay in cache and their pages are reused (a fresh 40 MB array costs ~3 ms in page faults alone).
+_BLOCK_BYTES = 4 << 20
+
+
+def _stack(a):
+    """A C-contiguous ``(..., N, N)`` array as the stack of matrices ``(count, N, N)`` the kernels take (a view)."""
+    return a.reshape((-1,) + a.shape[-2:])
 
 
 def _lconv_fwd(U, W, weight, *, K):
-    """``out_i = sum_{j,t} w_ijt T_t W_j``; term t = 0 is W itself, then (mu, sign, k) row-major."""
+    """``out_i = sum_{j,t} w_ijt T_t W_j``; term t = 0 is W itself, then (mu, sign, k) row-major.
+
+    The terms ``X (B, T, C, V, N, N)`` come from one kernel call (every direction, both signs, one link
+    at a time); the weighted sum is one BLAS product per batch entry on their real view.
+    """
+    _check_matrices(W, U, "W")
     B, C = W.shape[:2]
     D = U.shape[1]
-    terms = [W]
-    for mu in range(D):
-        for sign in (1, -1):
-            T = W
-            for _ in range(K):
-                T = _transport(T, U, mu, sign)  # one link further: T_k = S T_{k-1}
-                terms.append(T)
-    X = np.stack(terms, axis=1)  # (B, T, C, *L, N, N)
+    nT = n_transport_terms(D, K)
+    if K < 0 or weight.shape[1:] != (C, nT):
+        raise ValueError(f"L-Conv weight must have shape (C_out, {C}, {nT}) for C_in = {C}, D = {D}, K = {K}, got {weight.shape}")
+    Uf, Wf = _flat_sites(U, 2), _flat_sites(W, 2)
+    V, N = Wf.shape[2], Wf.shape[-1]
+    fwd, bwd = neighbour_table(U.shape[2:-2])
+    X = np.empty((B, nT, C, V, N, N), dtype=np.complex128)
+    run_chunks("smearing", B, kernel("lconv_terms", N), _stack(Uf), _stack(Wf), fwd, bwd, B, D, C, V, K, _stack(X),
+               size=B * nT * C * V)
     O = weight.shape[0]
-    nT = X.shape[1]
     w2 = np.ascontiguousarray(np.transpose(weight, (0, 2, 1)).reshape(O, nT * C))
-    Xv = _real_view(X.reshape(B, nT * C, -1))
-    out = (w2 @ Xv).view(np.complex128).reshape((B, O) + W.shape[2:])
-    return out, (U, X, w2, weight.shape, K)
+    out = (w2 @ X.reshape(B, nT * C, -1).view(np.float64)).view(np.complex128)
+    return out.reshape((B, O) + W.shape[2:]), (Uf, X, w2, weight.shape, K, U.shape, W.shape)
 
 
 def _lconv_bwd(g, res, needs):
-    U, X, w2, wshape, K = res
-    B, nT, C = X.shape[:3]
-    D = U.shape[1]
+    Uf, X, w2, wshape, K, ushape, wshape_in = res
+    B, nT, C, V, N = X.shape[:5]
     O = wshape[0]
-    gv = _real_view(g.reshape(B, O, -1))
+    gv = np.ascontiguousarray(g, dtype=np.complex128).reshape(B, O, -1).view(np.float64)
     gU = gW = gw = None
     if needs[2]:
-        Xv = _real_view(X.reshape(B, nT * C, -1))
-        gw = np.tensordot(gv, Xv, axes=([0, 2], [0, 2])).reshape(O, nT, C).transpose(0, 2, 1)
+        Xv = X.reshape(B, nT * C, -1).view(np.float64)
+        gw = sum(gv[b] @ Xv[b].T for b in range(B)).reshape(O, nT, C).transpose(0, 2, 1)
     if needs[0] or needs[1]:
-        GX = (w2.T @ gv).view(np.complex128).reshape(X.shape)  # gradient of every transported term
-        gW = GX[:, 0].copy()
-        if needs[0]:
-            gU = np.zeros_like(U)
-        t = 1
-        for mu in range(D):
-            for sign in (1, -1):
-                H = None  # gradient on T_k, accumulated from the far end (Horner)
-                for k in range(K, 0, -1):
-                    Hk = GX[:, t + k - 1] if H is None else GX[:, t + k - 1] + _transport(H, U, mu, -sign)
-                    if needs[0]:
-                        Tk = X[:, t + k - 1]
-                        M = np.sum(Hk @ _dag(Tk) + _dag(Hk) @ Tk, axis=1)  # (B, *L, N, N), at x
-                        if sign > 0:  # T_k(x) = U_mu(x) T_{k-1}(x+mu) U_mu(x)^+
-                            gU[:, mu] += M @ U[:, mu]
-                        else:  # T_k(x) = U_mu(x-mu)^+ T_{k-1}(x-mu) U_mu(x-mu)
-                            gU[:, mu] += U[:, mu] @ np.roll(_dag(M), -1, axis=1 + mu)
-                    H = Hk
-                gW += _transport(H, U, mu, -sign)
-                t += K
-        if not needs[1]:
-            gW = None
+        fwd, bwd = neighbour_table(ushape[2:-2])
+        gWf = np.empty((B, C, V, N, N), dtype=np.complex128)
+        gUf = np.empty(Uf.shape, dtype=np.complex128) if needs[0] else np.empty((1, N, N), dtype=np.complex128)
+        D = ushape[1]
+        # GX, the gradient of every transported term, is as large as X: made and pulled back a few batch
+        # entries at a time, so that it stays in cache
+        nb = max(1, min(B, _BLOCK_BYTES // (16 * nT * C * V * N * N)))
+        GX = np.empty((nb,) + X.shape[1:], dtype=np.complex128)
+        for b0 in range(0, B, nb):
+            n = min(nb, B - b0)
+            GXb = GX[:n]
+            np.matmul(w2.T, gv[b0 : b0 + n], out=GXb.reshape(n, nT * C, -1).view(np.float64))
+            gUb = _stack(gUf[b0 : b0 + n]) if needs[0] else gUf
+            run_chunks("smearing", n, kernel("lconv_backward", N), _stack(Uf[b0 : b0 + n]), _stack(X[b0 : b0 + n]), _stack(GXb),
+                       fwd, bwd, n, D, C, V, K, bool(needs[0]), _stack(gWf[b0 : b0 + n]), gUb, size=n * nT * C * V)
+        gW = gWf.reshape(wshape_in) if needs[1] else None
+        gU = gUf.reshape(ushape) if needs[0] else None
     return gU, gW, gw
 
 
@@ -323,33 +369,57 @@ def _extend(W):
 
 
 def _lbilin_fwd(W1, W2, weight):
-    X, Y = _extend(W1), _extend(W2)
-    B, C1 = X.shape[:2]
-    C2 = Y.shape[1]
-    O = weight.shape[0]
-    a2 = weight.reshape(O * C1, C2)
-    Z = (a2 @ _real_view(Y.reshape(B, C2, -1))).view(np.complex128).reshape((B, O, C1) + Y.shape[2:])
-    out = np.sum(X[:, None] @ Z, axis=2)  # sum_j X_j (sum_k a_ijk Y_k)
-    return out, (X, Y, Z, a2, W1.shape[1], W2.shape[1])
+    """``Z_ij = sum_k a_ijk Y_k`` by BLAS on the real view of ``Y``, then ``out_i = sum_j X_j Z_ij`` (kernel)."""
+    B, c1 = W1.shape[:2]
+    if W2.ndim != W1.ndim or W2.shape[0] != B or W2.shape[2:] != W1.shape[2:] or W1.shape[-1] != W1.shape[-2]:
+        raise ValueError(f"L-Bilin inputs must be (B, C, *L, N, N) on one lattice, got {W1.shape} and {W2.shape}")
+    if weight.ndim != 3 or weight.shape[1:] != (2 * c1 + 1, 2 * W2.shape[1] + 1):
+        raise ValueError(f"L-Bilin weight must have shape (C_out, {2 * c1 + 1}, {2 * W2.shape[1] + 1}), got {weight.shape}")
+    W1f = _flat_sites(W1, 2)
+    Y = _flat_sites(_extend(W2), 2)
+    C2, V, N = Y.shape[1], Y.shape[2], Y.shape[-1]
+    O, C1 = weight.shape[:2]
+    a2 = np.ascontiguousarray(weight, dtype=np.float64).reshape(O * C1, C2)
+    Z = (a2 @ Y.reshape(B, C2, -1).view(np.float64)).view(np.complex128).reshape(B, O, C1, V, N, N)
+    out = np.empty((B, O, V, N, N), dtype=np.complex128)
+    run_chunks("smearing", B, kernel("lbilin_forward", N), _stack(W1f), _stack(Z), B, c1, O, V, _stack(out), size=B * O * C1 * V)
+    return out.reshape((B, O) + W1.shape[2:]), (W1f, Y, Z, a2, W1.shape, W2.shape)
 
 
 def _lbilin_bwd(g, res, needs):
-    X, Y, Z, a2, c1, c2 = res
-    B, C1 = X.shape[:2]
-    C2 = Y.shape[1]
+    """``dL/dX_j = sum_i G_i Z_ij^+`` (kernel), ``M_ij = X_j^+ G_i`` (kernel), ``dL/dY_k = sum_ij a_ijk M_ij``
+    and ``dL/da_ijk = Re <M_ij, Y_k>`` (BLAS)."""
+    W1f, Y, Z, a2, shape1, shape2 = res
+    B, O, C1, V, N = Z.shape[:5]
+    C2, c2, c1 = Y.shape[1], shape2[1], shape1[1]
+    G = _flat_sites(g, 2)
     g1 = g2 = ga = None
     if needs[0]:
-        gX = np.sum(g[:, :, None] @ _dag(Z), axis=1)  # sum_i G_i Z_ij^+
-        g1 = gX[:, :c1] + _dag(gX[:, c1 : 2 * c1])
+        g1 = np.empty(W1f.shape, dtype=np.complex128)
+        run_chunks("smearing", B, kernel("lbilin_grad_left", N), _stack(G), _stack(Z), B, c1, O, V, _stack(g1), size=B * O * C1 * V)
+        g1 = g1.reshape(shape1)
     if needs[1] or needs[2]:
-        M = _dag(X)[:, None] @ g[:, :, None]  # (B, O, C1, ...): X_j^+ G_i
-        Mv = _real_view(M.reshape(B, -1, int(np.prod(M.shape[3:]))))
+        # M = dL/dZ is as large as Z: made and contracted a few batch entries at a time, so that it stays in cache
+        nb = max(1, min(B, _BLOCK_BYTES // (16 * O * C1 * V * N * N)))
+        M = np.empty((nb, O, C1, V, N, N), dtype=np.complex128)
+        Yv = Y.reshape(B, C2, -1).view(np.float64)
+        gY = np.empty(Y.shape, dtype=np.complex128) if needs[1] else None
+        ga = np.zeros((O * C1, C2)) if needs[2] else None
+        for b0 in range(0, B, nb):
+            n = min(nb, B - b0)
+            Mb = M[:n]
+            run_chunks("smearing", n, kernel("lbilin_grad_right", N), _stack(W1f[b0 : b0 + n]), _stack(G[b0 : b0 + n]), n, c1, O, V,
+                       _stack(Mb), size=n * O * C1 * V)
+            Mv = Mb.reshape(n, O * C1, -1).view(np.float64)
+            if needs[1]:
+                np.matmul(a2.T, Mv, out=gY[b0 : b0 + n].reshape(n, C2, -1).view(np.float64))
+            if needs[2]:
+                for b in range(n):
+                    ga += Mv[b] @ Yv[b0 + b].T
         if needs[1]:
-            gY = (a2.T @ Mv).view(np.complex128).reshape(Y.shape)
-            g2 = gY[:, :c2] + _dag(gY[:, c2 : 2 * c2])
+            g2 = (gY[:, :c2] + _dag(gY[:, c2 : 2 * c2])).reshape(shape2)
         if needs[2]:
-            Yv = _real_view(Y.reshape(B, C2, -1))
-            ga = np.tensordot(Mv, Yv, axes=([0, 2], [0, 2])).reshape(-1, C1, C2)
+            ga = ga.reshape(O, C1, C2)
     return g1, g2, ga
 
 
@@ -446,8 +516,14 @@ def lexp(U, W, weight):
 
 
 def _trace_fwd(W):
-    t = np.trace(W, axis1=-2, axis2=-1)
-    return np.concatenate([t.real, t.imag], axis=1), (W.shape,)
+    N = W.shape[-1]
+    B, C = W.shape[:2]
+    out = np.empty((B, 2 * C) + W.shape[2:-2])
+    t = W[..., 0, 0].copy()  # the diagonal summed entry by entry: np.trace on (..., N, N) loops per matrix
+    for a in range(1, N):
+        t += W[..., a, a]
+    out[:, :C], out[:, C:] = t.real, t.imag
+    return out, (W.shape,)
 
 
 def _trace_bwd(g, res, needs):
