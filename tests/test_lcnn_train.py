@@ -5,9 +5,11 @@ and a short training drives the W1x1 error far below its start."""
 import json
 
 import numpy as np
+import pytest
 
 from latticeml.cli import main
 from latticeml.groups import haar_su
+from latticeml.autodiff import optim
 from latticeml.nets import lcnn, lcnn_train
 
 SEED = 77
@@ -41,13 +43,15 @@ def _toy_set(rng, n=8, shape=(4, 4)):
     return U, lcnn_train.labels(U, "1x1")
 
 
-def test_training_resumes_bit_for_bit_and_learns_w1x1(rng, tmp_path):
+@pytest.mark.parametrize("lr_final", [None, 5e-5])
+def test_training_resumes_bit_for_bit_and_learns_w1x1(rng, tmp_path, lr_final):
+    """Also with the annealed rate: it is a function of the epoch alone, so a resumed run follows it."""
     U, y = _toy_set(rng)
     ck = tmp_path / "ck.npz"
 
     def run(stop_after=None, resume=False, model=None):
         model = model or lcnn.LCNN(D=2, blocks=[], rng=np.random.default_rng(1))
-        h = lcnn_train.train(model, (U, y), rng=np.random.default_rng(2), epochs=30, batch=4, lr=0.05,
+        h = lcnn_train.train(model, (U, y), rng=np.random.default_rng(2), epochs=30, batch=4, lr=0.05, lr_final=lr_final,
                              checkpoint=ck, resume=resume, progress=False, stop_after=stop_after)
         return model, h
 
@@ -61,13 +65,32 @@ def test_training_resumes_bit_for_bit_and_learns_w1x1(rng, tmp_path):
     assert h_full["loss"][-1] < 0.1 * h_full["loss"][0]
 
 
+def test_cosine_rate_and_that_training_uses_it(rng):
+    """lr at the first epoch, lr_final at the last, monotone in between (Loshchilov-Hutter cosine);
+    ``lr_final = lr`` is the constant rate bit for bit, and a different ``lr_final`` changes the run."""
+    rates = [optim.cosine_rate(0.1, 1e-4, e, 11) for e in range(11)]
+    assert rates[0] == 0.1 and rates[-1] == pytest.approx(1e-4, rel=1e-12) and np.all(np.diff(rates) < 0)
+    assert rates[5] == pytest.approx((0.1 + 1e-4) / 2, rel=1e-12)  # the cosine's midpoint
+    assert optim.cosine_rate(0.1, 1e-4, 0, 1) == 0.1
+    U, y = _toy_set(rng)
+
+    def weights(lr_final):
+        model = lcnn.LCNN(D=2, blocks=[], rng=np.random.default_rng(1))
+        lcnn_train.train(model, (U, y), rng=np.random.default_rng(2), epochs=4, batch=4, lr=0.05, lr_final=lr_final, progress=False)
+        return np.concatenate([p.value.ravel() for p in model.parameters()])
+
+    constant = weights(None)
+    np.testing.assert_array_equal(weights(0.05), constant)
+    assert np.abs(weights(1e-5) - constant).max() > 1e-6
+
+
 def test_cli_train_prints_test_mse_per_shape(capsys, tmp_path, rng):
     """Haar-random configurations stand in for a dataset (the heatbath's compile is too slow for CI)."""
     U = haar_su(rng, 2, (20, 2, 4, 4))
     data = {"U": U, "beta": np.zeros(20), **{f"y_{t}": lcnn_train.labels(U, t) for t in lcnn_train.TARGETS}}
     path = lcnn_train.save_dataset(tmp_path / "d.npz", data)
     rc = main(["lcnn", "train", "--target", "1x1", "--arch", "small", "--data", str(path), "--train-shape", "4,4",
-               "--test-shapes", "4,4", "--epochs", "2", "--baseline", "--json"])
+               "--test-shapes", "4,4", "--epochs", "2", "--lr-final", "1e-4", "--baseline", "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["test_mse"]) == {"4,4"} and set(out["baseline_test_mse"]) == {"4,4"}

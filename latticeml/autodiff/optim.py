@@ -14,6 +14,9 @@ component, as in PyTorch.
 
 ``state_dict()``/``load_state_dict()`` hold the moment buffers and the step count, so a run
 resumed from a checkpoint continues bit for bit.
+
+Learning-rate schedule: :func:`cosine_rate` (set ``opt.lr`` before each step or epoch). It is a
+function of the step alone, so a resumed run follows it without extra state.
 """
 
 from __future__ import annotations
@@ -22,7 +25,18 @@ import numpy as np
 
 from .tensor import Parameter
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "cosine_rate"]
+
+
+def cosine_rate(lr: float, lr_final: float, step: int, steps: int) -> float:
+    """Cosine annealing (Loshchilov, Hutter, "SGDR", ICLR 2017, without restarts).
+
+    ``lr_final + (lr - lr_final) (1 + cos(pi step / (steps - 1))) / 2``: ``lr`` at step 0 and
+    ``lr_final`` at step ``steps - 1`` (``lr`` throughout if ``steps <= 1``).
+    """
+    if steps <= 1:
+        return float(lr)
+    return float(lr_final + 0.5 * (lr - lr_final) * (1.0 + np.cos(np.pi * step / (steps - 1))))
 
 
 def _real_view(a: np.ndarray) -> np.ndarray:

@@ -84,15 +84,16 @@ def _cmd_train(args) -> int:
     D = len(train_shape)
     model = lcnn.build_lcnn(args.target, args.arch, D=D, rng=rng)
     progress = not args.json
+    lr_final = args.lr / 1000 if args.lr_final is None else args.lr_final
     lcnn_train.train(model, (train_set["U"], train_set[key]), rng=rng, epochs=args.epochs, batch=args.batch,
-                     lr=args.lr, val_set=(val_set["U"], val_set[key]), progress=progress)
+                     lr=args.lr, lr_final=lr_final, val_set=(val_set["U"], val_set[key]), progress=progress)
     baseline = None
     if args.baseline:
         if D > 3:
             raise UserError("--baseline: the baseline CNN's periodic convolution supports D <= 3")
         baseline = lcnn.BaselineCNN(D=D, N=N, rng=rng)
         lcnn_train.train(baseline, (train_set["U"], train_set[key]), rng=rng, epochs=args.epochs,
-                         batch=args.batch, lr=args.lr * 0.1, progress=progress)
+                         batch=args.batch, lr=args.lr * 0.1, lr_final=lr_final * 0.1, progress=progress)
     n_test = max(1, args.n_test_per_beta)
     result = {"group": args.group, "target": args.target, "arch": args.arch, "train_shape": list(train_shape),
               "n_parameters": model.num_parameters(), "test_mse": {}}
@@ -164,7 +165,9 @@ def register(subparsers) -> None:
     t.add_argument("--n-test-per-beta", type=count(1), default=2, help="test configurations per beta on the other shapes (default 2)")
     t.add_argument("--epochs", type=count(1), default=20, help="training epochs (default 20)")
     t.add_argument("--batch", type=count(1), default=8, help="minibatch size (default 8)")
-    t.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate (default 0.01)")
+    t.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate at the first epoch (default 0.01)")
+    t.add_argument("--lr-final", type=positive_float, default=None,
+                   help="learning rate at the last epoch, reached by a cosine (default: --lr / 1000; equal to --lr for a constant rate)")
     t.add_argument("--out", help="write the trained L-CNN weights (.npz)")
     _common(t)
     t.set_defaults(func=_cmd_train)
