@@ -41,6 +41,12 @@ PARALLEL_MIN = {
     "matrices": 256,  # groups' unitarity check (commit 404d84b, 2026-11-22); no table of sizes was kept
     # smearing, gradient flow and improved actions: links B * D * V (generic path kernels)
     "smearing": 8192,  # the old smearing._PARALLEL_MIN_LINKS ("thread start-up costs more than a 4^4 lattice's work"); no table kept
+    # staggered hopping term: complex colour multiply-adds, output sites * 2 D * N^2 (run_chunks' ``size``).
+    # 2^20 take 1.3-2 ms on one thread against 0.1-0.25 ms to hand chunks to the pool: SU(3) from ~15000
+    # output sites (16^4 and its even-odd blocks, not 8^4), U(1) 2D from 512^2. bench_fermions.py
+    # --threads 1 2, 2026-12-04 (U(1) 64^2: 0.033 ms on one thread, 0.13-0.29 ms on two; SU(3) 16^4:
+    # 6.1 ms on one, 3.6 ms on two with the second core free, 6.3 ms median with it busy)
+    "staggered": 2**20,
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from latticeml import groups
 from latticeml.fermions import (
-    StaggeredFermions, apply_D, apply_D_dagger, apply_schur_even, chiral_condensate, epsilon, free_field_sums,
+    StaggeredFermions, apply_D, apply_D_dagger, apply_normal, apply_schur_even, chiral_condensate, epsilon, free_field_sums,
     free_momenta, prepare, solve_normal, two_time_scale,
 )
 from latticeml.fermions.exact_torus import schwinger_2x2
@@ -124,6 +124,68 @@ def test_det_and_trace_gauge_invariant_and_even_odd_schur(rng, name, shape, coup
     out = apply_schur_even(links, psi, m).reshape(-1)
     np.testing.assert_allclose(out[even], S @ psi.reshape(-1)[even], atol=1e-13)
     np.testing.assert_allclose(out[odd], 0)
+
+
+def _bench_fermions():
+    """benchmarks/bench_fermions.py as a module: its ``numpy_D`` (np.roll from the definition) is the reference."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_fermions.py"
+    spec = importlib.util.spec_from_file_location("bench_fermions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape, N", [((8, 16), 1), ((4, 4, 2, 4), 2), ((4, 2, 4, 4), 3), ((2, 4, 4, 4), 4)])
+def test_hop_layout_and_threads_match_numpy_roll_on_all_even_and_odd_sites(rng, monkeypatch, shape, N, threads):
+    """The hops layout (N = 3 written out, N = 1 a constant, N = 2 and 4 the generic loops), the
+    serial kernel and its chunks on the thread pool against np.roll, for D and D^dagger on the
+    full, even and odd output sites, and the normal and Schur operators built on them."""
+    import numba
+
+    from latticeml._threads import PARALLEL_MIN, chunk_threads
+    from latticeml.fermions import staggered
+
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip(f"needs NUMBA_NUM_THREADS >= {threads}")
+    numpy_D = _bench_fermions().numpy_D
+    Dim = len(shape)
+    U = rng.standard_normal((Dim,) + shape + (N, N, 2)) @ np.array([1, 1j])  # any complex links: D is linear in them
+    links = staggered.prepare_matrices(U.reshape(Dim, -1, N, N), shape)
+    psi = rng.standard_normal(shape + (N, 2)) @ np.array([1, 1j])
+    ref = numpy_D(U, psi).reshape(-1, N)
+    monkeypatch.setitem(PARALLEL_MIN, "staggered", 0)  # every call through run_chunks
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        assert chunk_threads("staggered", len(links.even)) == threads  # the even-odd blocks really run on `threads`
+        for sites in (None, links.even, links.odd):
+            want = np.zeros_like(ref)
+            chosen = links.all_sites if sites is None else sites
+            want[chosen] = ref[chosen]
+            got = apply_D(links, psi, sites=sites).reshape(-1, N)
+            np.testing.assert_allclose(got, want, atol=1e-13)
+            np.testing.assert_allclose(apply_D_dagger(links, psi, sites=sites).reshape(-1, N), -want, atol=1e-13)
+            # the chunk kernel on uneven pieces, last first: the same numbers, bit for bit
+            out = np.zeros_like(ref)
+            cuts = [0, 1, len(chosen) // 3, len(chosen)]
+            for a, b in reversed(list(itertools.pairwise(cuts))):
+                staggered._hop_chunk(links.hops, links.neighbours, psi.reshape(-1, N), chosen, 1.0, out, a, b)
+            np.testing.assert_array_equal(out, got)
+        m = 0.3
+        e = psi.reshape(-1, N).copy()
+        e[links.odd] = 0.0
+        schur = apply_schur_even(links, e.reshape(psi.shape), m).reshape(-1, N)
+        Deo = numpy_D(U, numpy_D(U, e.reshape(psi.shape))).reshape(-1, N)
+        np.testing.assert_allclose(schur[links.even], m * m * e[links.even] - Deo[links.even], atol=1e-12)
+        np.testing.assert_allclose(schur[links.odd], 0)
+        full = apply_normal(links, psi, m).reshape(-1, N)
+        np.testing.assert_allclose(full, m * m * psi.reshape(-1, N) - numpy_D(U, numpy_D(U, psi)).reshape(-1, N), atol=1e-12)
+    finally:
+        numba.set_num_threads(before)
 
 
 def test_cg_solves_full_and_even_systems_to_the_relative_residual(rng):

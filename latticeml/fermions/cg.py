@@ -53,10 +53,11 @@ def _dot_re(a, b, sites):
 
 
 @njit(cache=True)
-def cg_kernel(U, phases, fwd, bwd, mass2, b, mid_sites, out_sites, tol, max_iter, x):
-    """Solve ``A x = b`` on ``out_sites`` (A of :func:`normal_into`) from ``x = 0``; returns (iterations, |r|/|b|).
+def cg_kernel(hops, nb, mass2, b, mid_sites, out_sites, tol, max_iter, x):
+    """Solve ``A x = b`` on ``out_sites`` (A of :func:`normal_into`) from ``x = 0``; returns (iterations, ``|r| / |b|``).
 
-    b, x: (V, N) complex128; x is overwritten (zero off ``out_sites``).
+    hops, nb: ``links.hops``, ``links.neighbours`` (:mod:`latticeml.fermions.staggered`);
+    b, x: (V, N) complex128; x is overwritten (zero off ``out_sites``). Serial.
     """
     V, N = b.shape
     r = b.copy()
@@ -74,7 +75,7 @@ def cg_kernel(U, phases, fwd, bwd, mass2, b, mid_sites, out_sites, tol, max_iter
     stop = tol * tol * bb
     it = 0
     while rr > stop and it < max_iter:
-        normal_into(U, phases, fwd, bwd, mass2, p, mid_sites, out_sites, tmp, Ap)
+        normal_into(hops, nb, mass2, p, mid_sites, out_sites, tmp, Ap)
         alpha = rr / _dot_re(p, Ap, out_sites)
         for k in range(out_sites.shape[0]):
             s = out_sites[k]
@@ -90,7 +91,7 @@ def cg_kernel(U, phases, fwd, bwd, mass2, b, mid_sites, out_sites, tol, max_iter
                 p[s, c] = r[s, c] + beta * p[s, c]
         it += 1
     # the true residual of the x returned
-    normal_into(U, phases, fwd, bwd, mass2, x, mid_sites, out_sites, tmp, Ap)
+    normal_into(hops, nb, mass2, x, mid_sites, out_sites, tmp, Ap)
     res = 0.0
     for k in range(out_sites.shape[0]):
         s = out_sites[k]
@@ -117,7 +118,7 @@ def solve_normal(links: StaggeredLinks, b, mass: float, *, sites: str = "all", t
     flat = np.ascontiguousarray(b, dtype=np.complex128).reshape(-1, links.N)
     mid, out = (links.all_sites, links.all_sites) if sites == "all" else (links.odd, links.even)
     x = np.zeros_like(flat)
-    it, res = cg_kernel(links.U, links.phases, links.fwd, links.bwd, float(mass) ** 2, flat, mid, out, float(tol), int(max_iter), x)
+    it, res = cg_kernel(links.hops, links.neighbours, float(mass) ** 2, flat, mid, out, float(tol), int(max_iter), x)
     if not res <= 10 * tol + 1e-14:
         raise RuntimeError(f"CG did not converge: relative residual {res:.3g} after {it} iterations (tol {tol:g}, max_iter {max_iter})")
     return CGResult(x.reshape(want), int(it), float(res))

@@ -40,9 +40,29 @@ Layouts
 * Links: the gauge field of the theory (U(1) angles ``(D, *L)``, SU(N) ``(D, *L, N, N)``);
   :func:`link_matrices` turns either into complex128 ``(D, V, N, N)`` (U(1): ``exp(i theta)``
   as 1 x 1 matrices), the one layout every kernel here takes.
+* Hopping terms (what the ``D`` kernels read; built once per gauge field by :func:`prepare`): the
+  ``2 D`` terms of ``(D psi)(x)`` stored by output site, complex128 ``hops`` ``(V, 2 D, N, N)``
+  and int64 ``neighbours`` ``(V, 2 D)``::
+
+      hops[x, mu]     =  1/2 eta_mu(x)      U_mu(x),             neighbours[x, mu]     = x + mu,
+      hops[x, D + mu] = -1/2 eta_mu(x - mu) U_mu(x - mu)^dagger, neighbours[x, D + mu] = x - mu,
+      (D psi)(x)      = sum_{j < 2 D} hops[x, j] psi(neighbours[x, j]).
+
+  Every link is stored twice (the forward term at ``x``, the adjoint at ``x + mu``), the phases and
+  the 1/2 folded in: the kernel streams ``hops`` in site order (one read of contiguous memory per
+  output site, no phase gather, no conjugation) instead of gathering ``U_mu(x - mu)`` from D
+  separate arrays. Production codes do the same (MILC keeps the adjoint backward links of its
+  staggered operator next to the forward ones: ``load_fn_backlinks`` in
+  ``generic_ks/fermion_links_fn_load_milc.c``). It costs twice the link memory (SU(3) 16^4: 75 MB
+  against 38 MB); ``benchmarks/bench_fermions.py`` measures it against the gather form.
 * Even-odd blocks: ``sites`` arrays of flat site indices (:func:`latticeml.lattice.checkerboard_sites`);
   the hopping kernel writes only the listed output sites, so ``D_eo`` is ``D`` evaluated on the
   even sites of a field that lives on the odd ones, and costs half of ``D``.
+* Threads: the Python-level operators (:func:`apply_D`, :func:`apply_normal`, ...) cut the output
+  sites into chunks on :func:`latticeml._threads.run_chunks` from ``PARALLEL_MIN["staggered"]`` colour
+  multiply-adds up (:data:`latticeml._threads.PARALLEL_MIN`) (every output site is written by one chunk only, in the same order: results do
+  not depend on the threads); the jitted :func:`hop_into` / :func:`normal_into` (what the CG runs)
+  are serial.
 """
 
 from __future__ import annotations
@@ -53,6 +73,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .._threads import run_chunks
 from ..lattice import check_shape, checkerboard_sites, coordinates, neighbour_table
 
 __all__ = [
@@ -130,11 +151,13 @@ def link_matrices(field, group: str) -> np.ndarray:
 class StaggeredLinks(NamedTuple):
     """Everything the kernels need for one gauge field: built once per field by :func:`prepare`.
 
-    U:      complex128 ``(D, V, N, N)`` links (:func:`link_matrices`).
+    U:      complex128 ``(D, V, N, N)`` links (:func:`link_matrices`): what the force kernels read.
     phases: float64 ``(D, V)``, :func:`staggered_phases`.
     fwd, bwd: int64 ``(V, D)`` neighbour tables.
     all_sites, even, odd: int64 flat site indices.
     shape:  the lattice shape; N the colour count.
+    hops:   complex128 ``(V, 2 D, N, N)``, the hopping terms by output site (module docstring).
+    neighbours: int64 ``(V, 2 D)``, the site each hopping term reads (``fwd`` then ``bwd``).
     """
 
     U: np.ndarray
@@ -146,6 +169,8 @@ class StaggeredLinks(NamedTuple):
     odd: np.ndarray
     shape: tuple
     N: int
+    hops: np.ndarray
+    neighbours: np.ndarray
 
 
 @lru_cache(maxsize=32)
@@ -153,6 +178,29 @@ def _all_sites(V: int) -> np.ndarray:
     s = np.arange(V, dtype=np.int64)
     s.setflags(write=False)
     return s
+
+
+@lru_cache(maxsize=32)
+def _neighbours(shape: tuple[int, ...]) -> np.ndarray:
+    fwd, bwd = neighbour_table(shape)
+    nb = np.ascontiguousarray(np.concatenate([fwd, bwd], axis=1))
+    nb.setflags(write=False)
+    return nb
+
+
+@njit(cache=True)
+def _hops_into(U, phases, bwd, hops):
+    """``hops`` (V, 2 D, N, N) of the links U (D, V, N, N): the layout of the module docstring."""
+    D, V, N, _ = U.shape
+    for s in range(V):
+        for mu in range(D):
+            b = bwd[s, mu]
+            cf = 0.5 * phases[mu, s]
+            cb = -0.5 * phases[mu, b]
+            for a in range(N):
+                for c in range(N):
+                    hops[s, mu, a, c] = cf * U[mu, s, a, c]
+                    hops[s, D + mu, a, c] = cb * np.conj(U[mu, b, c, a])
 
 
 def prepare(field, group: str) -> StaggeredLinks:
@@ -168,49 +216,128 @@ def prepare_matrices(U, shape) -> StaggeredLinks:
     U = np.ascontiguousarray(U, dtype=np.complex128)
     fwd, bwd = neighbour_table(shape)
     even, odd = checkerboard_sites(shape)
-    return StaggeredLinks(U, staggered_phases(shape), fwd, bwd, _all_sites(U.shape[1]), even, odd, shape, U.shape[-1])
+    phases = staggered_phases(shape)
+    D, V, N, _ = U.shape
+    hops = np.empty((V, 2 * D, N, N), dtype=np.complex128)
+    _hops_into(U, phases, bwd, hops)
+    return StaggeredLinks(U, phases, fwd, bwd, _all_sites(V), even, odd, shape, N, hops, _neighbours(shape))
 
 
 # ----------------------------------------------------------------------------- kernels
 
 
-@njit(cache=True)
-def hop_into(U, phases, fwd, bwd, psi, sites, scale, out):
-    """``out[x] = scale * (D psi)(x)`` for the flat sites ``x`` in ``sites``; other sites of ``out`` untouched.
 
-    U (D, V, N, N) complex128, phases (D, V) float64, psi and out (V, N) complex128 (not aliased).
-    ``scale = -1`` gives ``D^dagger psi``; ``sites`` = even (odd) sites of an odd (even) ``psi`` is
-    the block ``D_eo`` (``D_oe``). Cost: ``2 D`` colour matrix-vector products per site.
+
+@njit(inline="always", cache=True)
+def _hop_rows(hops, nb, psi, sites, scale, out, start, stop, N):
+    """``out[x] = scale sum_j hops[x, j] psi[nb[x, j]]`` for ``x = sites[start:stop]``; any N.
+
+    Inlined into :func:`_hop_chunk`, with ``N`` the literal 1 for U(1) (LLVM then drops the colour
+    loops: 1.5x faster than with N read from the shape) and ``hops.shape[2]`` otherwise.
+    Written on ``.real``/``.imag`` with the phases and adjoints already in ``hops``: the kernel
+    before issue 16 computed ``cf * U * psi - cb * conj(U') * psi'`` with real ``cf``, ``cb``
+    promoted to complex (four complex products per colour term where one is needed).
     """
-    D = U.shape[0]
-    N = U.shape[2]
-    for k in range(sites.shape[0]):
+    K = hops.shape[1]
+    for k in range(start, stop):
         s = sites[k]
         for a in range(N):
-            out[s, a] = 0.0
-        for mu in range(D):
-            f = fwd[s, mu]
-            b = bwd[s, mu]
-            cf = 0.5 * scale * phases[mu, s]
-            cb = 0.5 * scale * phases[mu, b]
-            for a in range(N):
-                acc = 0.0j
+            re = 0.0
+            im = 0.0
+            for j in range(K):
+                y = nb[s, j]
                 for c in range(N):
-                    # U_mu(x) psi(x+mu) - U_mu(x-mu)^dagger psi(x-mu)
-                    acc += cf * U[mu, s, a, c] * psi[f, c] - cb * np.conj(U[mu, b, c, a]) * psi[b, c]
-                out[s, a] += acc
+                    u = hops[s, j, a, c]
+                    p = psi[y, c]
+                    re += u.real * p.real - u.imag * p.imag
+                    im += u.real * p.imag + u.imag * p.real
+            out[s, a] = complex(scale * re, scale * im)
+
+
+@njit(inline="always", cache=True)
+def _mul3(w, a, p0, p1, p2):
+    """Row ``a`` of the 3 x 3 matrix ``w`` times ``(p0, p1, p2)``: (real, imaginary)."""
+    u0 = w[a, 0]
+    u1 = w[a, 1]
+    u2 = w[a, 2]
+    re = (u0.real * p0.real - u0.imag * p0.imag) + (u1.real * p1.real - u1.imag * p1.imag) + (u2.real * p2.real - u2.imag * p2.imag)
+    im = (u0.real * p0.imag + u0.imag * p0.real) + (u1.real * p1.imag + u1.imag * p1.real) + (u2.real * p2.imag + u2.imag * p2.real)
+    return re, im
+
+
+@njit(inline="always", cache=True)
+def _hop_rows3(hops, nb, psi, sites, scale, out, start, stop):
+    """:func:`_hop_rows` written out for N = 3 (SU(3)): each neighbour's colour vector is loaded
+    once into registers and the three rows accumulate in six independent sums (the generic loop
+    with N = 3 reloads psi per row and chains every product through one sum: 13-28% slower)."""
+    K = hops.shape[1]
+    for k in range(start, stop):
+        s = sites[k]
+        r0 = 0.0
+        i0 = 0.0
+        r1 = 0.0
+        i1 = 0.0
+        r2 = 0.0
+        i2 = 0.0
+        for j in range(K):
+            y = nb[s, j]
+            p0 = psi[y, 0]
+            p1 = psi[y, 1]
+            p2 = psi[y, 2]
+            w = hops[s, j]
+            re, im = _mul3(w, 0, p0, p1, p2)
+            r0 += re
+            i0 += im
+            re, im = _mul3(w, 1, p0, p1, p2)
+            r1 += re
+            i1 += im
+            re, im = _mul3(w, 2, p0, p1, p2)
+            r2 += re
+            i2 += im
+        out[s, 0] = complex(scale * r0, scale * i0)
+        out[s, 1] = complex(scale * r1, scale * i1)
+        out[s, 2] = complex(scale * r2, scale * i2)
+
+
+@njit(nogil=True, cache=True)
+def _hop_chunk(hops, nb, psi, sites, scale, out, start, stop):
+    """:func:`hop_into` for the output sites ``sites[start:stop]``: the chunk kernel of :func:`run_chunks`."""
+    N = hops.shape[2]
+    # SU(3) written out, U(1) with N a compile-time constant, any other N (SU(2): 10% slower than
+    # with its own branch) through the loops. Each branch is a body to compile, and each caller
+    # (hop_into, normal_into, the CG) re-optimises them: the first fermion run of a fresh cache
+    # compiles in ~4.7 s with these three (3.0 s before issue 16; ~6.7 s with an N = 2 branch too).
+    if N == 3:
+        _hop_rows3(hops, nb, psi, sites, scale, out, start, stop)
+    elif N == 1:
+        _hop_rows(hops, nb, psi, sites, scale, out, start, stop, 1)
+    else:
+        _hop_rows(hops, nb, psi, sites, scale, out, start, stop, N)
 
 
 @njit(cache=True)
-def normal_into(U, phases, fwd, bwd, mass2, psi, mid_sites, out_sites, tmp, out):
+def hop_into(hops, nb, psi, sites, scale, out):
+    """``out[x] = scale * (D psi)(x)`` for the flat sites ``x`` in ``sites``; other sites of ``out`` untouched.
+
+    hops (V, 2 D, N, N) complex128 and nb (V, 2 D) int64: ``links.hops``, ``links.neighbours``
+    (module docstring); psi and out (V, N) complex128 (not aliased). ``scale = -1`` gives
+    ``D^dagger psi``; ``sites`` = even (odd) sites of an odd (even) ``psi`` is the block ``D_eo``
+    (``D_oe``). Serial. Cost: ``2 D`` colour matrix-vector products per site, ``(2 D) (8 N^2 - 2 N)
+    + (2 D - 1) 2 N`` flop (570 for SU(3) in 4D).
+    """
+    _hop_chunk(hops, nb, psi, sites, scale, out, 0, sites.shape[0])
+
+
+@njit(cache=True)
+def normal_into(hops, nb, mass2, psi, mid_sites, out_sites, tmp, out):
     """``out = (m^2 - D D) psi`` on ``out_sites``, with ``tmp = D psi`` computed on ``mid_sites``.
 
     Full lattice: ``mid_sites = out_sites = all`` gives ``M^dagger M psi``; ``mid_sites = odd``,
     ``out_sites = even`` with an even ``psi`` gives the Schur block ``(m^2 - D_eo D_oe) psi_e``
-    at half the cost. Sites outside ``out_sites`` are left untouched.
+    at half the cost. Sites outside ``out_sites`` are left untouched. Serial.
     """
-    hop_into(U, phases, fwd, bwd, psi, mid_sites, 1.0, tmp)
-    hop_into(U, phases, fwd, bwd, tmp, out_sites, -1.0, out)
+    hop_into(hops, nb, psi, mid_sites, 1.0, tmp)
+    hop_into(hops, nb, tmp, out_sites, -1.0, out)
     N = psi.shape[1]
     for k in range(out_sites.shape[0]):
         s = out_sites[k]
@@ -229,10 +356,21 @@ def _vector(links: StaggeredLinks, psi) -> np.ndarray:
     return np.ascontiguousarray(psi, dtype=np.complex128).reshape(-1, links.N)
 
 
+def _hop_threaded(links: StaggeredLinks, psi, sites, scale, out) -> None:
+    """:func:`hop_into` on ``sites``, cut into chunks on a thread pool from ``PARALLEL_MIN["staggered"]`` up.
+
+    The work is counted in colour multiply-adds (``sites * 2 D * N^2``), not sites: a U(1) site in
+    2D costs 4 of them, an SU(3) site in 4D 72.
+    """
+    n = len(sites)
+    run_chunks("staggered", n, _hop_chunk, links.hops, links.neighbours, psi, sites, scale, out,
+               size=n * links.hops.shape[1] * links.N**2)
+
+
 def _hop(links, psi, sites, scale):
     v = _vector(links, psi)
     out = np.zeros_like(v)
-    hop_into(links.U, links.phases, links.fwd, links.bwd, v, links.all_sites if sites is None else sites, scale, out)
+    _hop_threaded(links, v, links.all_sites if sites is None else sites, scale, out)
     return out.reshape(links.shape + (links.N,))
 
 
@@ -260,7 +398,10 @@ def _normal(links, psi, mass, mid, out_sites):
     v = _vector(links, psi)
     tmp = np.zeros_like(v)
     out = np.zeros_like(v)
-    normal_into(links.U, links.phases, links.fwd, links.bwd, float(mass) ** 2, v, mid, out_sites, tmp, out)
+    # normal_into, with each hop on the thread pool
+    _hop_threaded(links, v, mid, 1.0, tmp)
+    _hop_threaded(links, tmp, out_sites, -1.0, out)
+    out[out_sites] += float(mass) ** 2 * v[out_sites]
     return out.reshape(links.shape + (links.N,))
 
 
