@@ -385,11 +385,11 @@ def test_flow_mcmc_as_a_sampler_runs_and_resumes_bit_for_bit(tmp_path):
 # ----------------------------------------------------------------------------- training
 
 
-def _train(steps, *, checkpoint=None, callback=None, seed=35):
+def _train(steps, *, checkpoint=None, callback=None, seed=35, lr_final=None):
     theory = Phi4(SHAPE, m2=-2.0, lam=3.0)
     flow = flows.phi4_flow(SHAPE, n_layers=2, hidden=(4,), rng=np.random.default_rng(seed))
     return flows.train(flow, theory, steps=steps, batch_size=16, rng=np.random.default_rng(36), progress=False,
-                       checkpoint=checkpoint, checkpoint_every=2, callback=callback)
+                       checkpoint=checkpoint, checkpoint_every=2, callback=callback, lr_final=lr_final)
 
 
 def _same(a, b):
@@ -459,6 +459,32 @@ def test_ctrl_c_in_a_callback_or_mid_step_leaves_a_resumable_checkpoint(tmp_path
     _same(flows.resume_training(ck2, progress=False), full)
 
 
+def test_annealed_rate_is_applied_stored_and_resumed_bit_for_bit(tmp_path):
+    """lr_final: a cosine from lr to lr_final (optim.cosine_rate) set before every step, kept in the
+    checkpoint's settings, so an interrupted run resumes on the same curve; lr_final = lr is the
+    constant rate bit for bit, and a small lr_final changes the run."""
+    full = _train(6, lr_final=1e-5)
+    ck = tmp_path / "s.npz"
+
+    def stop_at_4(step, record):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(6, checkpoint=ck, callback=stop_at_4, lr_final=1e-5)
+    settings = io.load_checkpoint(ck).metadata["settings"]
+    assert settings["lr"] == 1e-3 and settings["lr_final"] == 1e-5
+    resumed = flows.resume_training(ck, progress=False)
+    _same(resumed, full)
+    assert resumed.optimizer.lr == pytest.approx(1e-5, rel=1e-12)  # the last step ran at lr_final
+    _same(_train(6, lr_final=1e-3), _train(6))
+    annealed, constant = _train(6, lr_final=1e-6), _train(6)
+    assert annealed.history["loss"][0] == constant.history["loss"][0]  # the first step at lr in both
+    assert not np.array_equal(annealed.history["loss"][2:], constant.history["loss"][2:])
+    with pytest.raises(ValueError, match="lr_final"):
+        _train(2, lr_final=-1.0)
+
+
 def test_train_validates_its_arguments():
     theory = Phi4(SHAPE, m2=-2.0, lam=3.0)
     flow = flows.phi4_flow(SHAPE, n_layers=2, hidden=(4,), rng=np.random.default_rng(0))
@@ -478,10 +504,10 @@ def test_train_validates_its_arguments():
 def test_cli_train_sample_and_resume(tmp_path, capsys):
     model = str(tmp_path / "m.npz")
     args = ["flow", "train", "phi4", "--shape", "4,4", "--m2", "-2", "--lam", "3", "--steps", "6", "--batch", "16",
-            "--layers", "2", "--hidden", "4", "--seed", "3", "--out", model, "--quiet", "--json"]
+            "--layers", "2", "--hidden", "4", "--seed", "3", "--lr-final", "1e-5", "--out", model, "--quiet", "--json"]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["training"]["steps"] == 6 and out["theory_params"]["m2"] == -2.0
+    assert out["training"]["steps"] == 6 and out["theory_params"]["m2"] == -2.0 and out["training"]["lr_final"] == 1e-5
     assert main(["flow", "sample", model, "--n", "64", "--seed", "1", "--batch", "32", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert set(payload["observables"]) == {"magnetization", "abs_magnetization", "susceptibility", "action_density"}
@@ -490,6 +516,7 @@ def test_cli_train_sample_and_resume(tmp_path, capsys):
     assert main(["flow", "train", "--resume", str(tmp_path / "m.ckpt.npz"), "--steps", "8", "--out", model, "--quiet"]) == 0
     assert "trained 8 steps" in capsys.readouterr().out
     assert flows.load_flow(model).metadata["training"]["steps"] == 8
+    assert flows.load_flow(model).metadata["training"]["lr_final"] == 1e-5  # the schedule came from the checkpoint
 
 
 def test_cli_user_errors_are_one_line(tmp_path, capsys):

@@ -45,6 +45,7 @@ def _model_metadata(theory, args, history) -> dict:
             "steps": int(len(history["loss"])),
             "batch_size": args.batch,
             "lr": args.lr,
+            "lr_final": args.lr_final,
             "seed": args.seed,
             "final": {k: float(np.mean(v[tail])) if len(v) else None for k, v in history.items()},
         },
@@ -118,7 +119,7 @@ def _cmd_train(args) -> int:
         writable_file(args.resume, "--resume")
         checkpoint = args.resume
         settings = meta.get("settings", {}) if isinstance(meta, dict) else {}
-        args.batch, args.lr = settings.get("batch_size"), settings.get("lr")
+        args.batch, args.lr, args.lr_final = settings.get("batch_size"), settings.get("lr"), settings.get("lr_final")
         args.seed = None  # the generator state comes from the checkpoint
         try:
             with _sigterm_as_ctrl_c():
@@ -161,7 +162,8 @@ def _cmd_train(args) -> int:
             raise UserError(str(exc)) from None
         with _sigterm_as_ctrl_c():
             result = train(
-                flow, theory, steps=args.steps, batch_size=args.batch, lr=args.lr, rng=np.random.default_rng([args.seed, 1]),
+                flow, theory, steps=args.steps, batch_size=args.batch, lr=args.lr, lr_final=args.lr_final,
+                rng=np.random.default_rng([args.seed, 1]),
                 checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, progress=progress,
             )
     meta = _model_metadata(result.theory, args, result.history)
@@ -284,6 +286,8 @@ def register(subparsers) -> None:
     t.add_argument("--steps", type=count(1), help="number of training steps (with --resume: the new total)")
     t.add_argument("--batch", type=count(2), default=64, help="samples per step, >= 2 (default 64)")
     t.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--lr-final", type=positive_float, default=None,
+                   help="anneal the rate along a cosine from --lr to this at the last step (default: constant --lr)")
     t.add_argument("--layers", type=count(1), default=16, help="coupling layers (default 16)")
     t.add_argument("--hidden", default="8,8", help="hidden channels of each conv net (default 8,8)")
     t.add_argument("--kernel", type=count(1), default=3, help="conv kernel size, odd (default 3)")
