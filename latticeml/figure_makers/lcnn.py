@@ -30,8 +30,10 @@ __all__ = ["LEARNING_RATES", "GOALS", "make_data", "regression_study", "goal_row
 #: First-epoch Adam rates per target (L-CNN); the baseline CNN starts at 3e-3. Annealed to 1/1000.
 LEARNING_RATES = {"1x1": 0.05, "1x2": 1e-2, "2x2": 1e-2, "4x4": 3e-3, "baseline": 3e-3}
 
-#: Goals for the median test MSE (float64): L-CNN at most this on every test lattice (W1x1: the best
-#: architecture), the baseline CNN at least ``GOALS["baseline"]`` (it cannot find the loops).
+#: Goals for the median test MSE (float64): L-CNN at most this on every test lattice (the best
+#: architecture), the baseline CNN at least ``GOALS["baseline"]`` for the loops larger than the
+#: plaquette (it cannot find them). W1x1 is no test for the baseline: its input holds the plaquette's
+#: entries, and Re tr of the plaquette is linear in them (measured: 2e-5 at 64 x 64).
 GOALS = {"1x1": 1e-12, "2x2": 1e-7, "4x4": 1e-6, "baseline": 1e-4}
 
 
@@ -81,7 +83,7 @@ def goal_rows(results: dict) -> list[tuple]:
         if lcnns and target in GOALS:
             arch = min(lcnns, key=lcnns.get)
             rows.append((target, arch, lcnns[arch], GOALS[target], lcnns[arch] <= GOALS[target]))
-        if (target, "baseline") in results:
+        if (target, "baseline") in results and target != "1x1":
             worst = float(np.min(results[(target, "baseline")]))
             rows.append((target, "baseline", worst, GOALS["baseline"], worst >= GOALS["baseline"]))
     return rows
