@@ -22,3 +22,15 @@ def site(tmp_path_factory):
     from docs_site import build_site
 
     return build_site(tmp_path_factory)
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT -> KeyboardInterrupt even where the test process inherited SIGINT ignored: a process
+    started in the background by a non-interactive shell (``cmd &``) gets SIGINT as SIG_IGN, and
+    Python then installs no KeyboardInterrupt handler, so a test's own Ctrl-C would be lost."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

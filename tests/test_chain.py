@@ -94,14 +94,6 @@ class _SigintOnFloat:
         return self.value
 
 
-@pytest.fixture
-def ctrl_c_raises():
-    """SIGINT -> KeyboardInterrupt even where the test process inherited SIGINT ignored (nohup, &)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 def test_ctrl_c_during_the_commit_waits_for_it(tmp_path, ctrl_c_raises):
     ref = _run(keep_fields=True)
     theory = _Gaussian()

@@ -211,7 +211,7 @@ def test_resume_checkpoint_of_another_theory(tmp_path, capsys):
     assert "different chain" in capsys.readouterr().err
 
 
-def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint(tmp_path, capsys):
+def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint(tmp_path, capsys, ctrl_c_raises):
     """Ctrl-C mid-chain: the checkpoint is written, the last stderr line says so, status 130, no traceback."""
     import os
     import signal
