@@ -6,7 +6,7 @@ and the figure maker ``lcnn_generalisation`` registered here (the nets are :mod:
   Haar-random links (the beta = 0 ensemble) in FAST mode, where the heatbath's compile would dominate.
 * :func:`regression_study` -- train L-CNNs (and the baseline CNN) on 8 x 8 and measure the test MSE of
   the lattice-averaged prediction on larger lattices (Favoni, Ipp, Mueller, Schuh, PRL 128 (2022) 032003,
-  Fig. 2's metric). Adam with a cosine-annealed rate (:func:`latticeml.nets.lcnn_train.cosine_rate`,
+  Fig. 2's metric). Adam with a cosine-annealed rate (:func:`latticeml.autodiff.optim.cosine_rate`,
   down to 1/1000 of the first): at a constant rate the final model is a lottery (a W2x2 model's test
   MSE jumped between 1e-13 and 1e-5 from one 25-epoch block to the next).
 * :data:`GOALS` and :func:`goal_rows` -- the float64 goals the lecture checks the medians against.
