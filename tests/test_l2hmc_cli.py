@@ -23,6 +23,13 @@ def test_train_resume_and_sample(tmp_path, capsys):
     annealed = str(tmp_path / "annealed.npz")
     assert main(argv + ["--steps", "4", "--beta-start", "1", "--out", annealed, "--checkpoint", str(tmp_path / "a.ckpt.npz")]) == 0
     assert L.load_model(annealed)[1].beta == 2.0
+    # --lr-final reaches the training's schedule (stored in the checkpoint, so --resume follows it)
+    from latticeml import io
+
+    assert main(argv + ["--steps", "3", "--lr", "1e-2", "--lr-final", "1e-5", "--out", str(tmp_path / "c.npz"),
+                        "--checkpoint", str(tmp_path / "c.ckpt.npz")]) == 0
+    schedule = io.load_checkpoint(tmp_path / "c.ckpt.npz").metadata["schedule"]
+    assert (schedule["lr"], schedule["lr_final"]) == (1e-2, 1e-5)
     capsys.readouterr()
     assert main(["sample", "u1", "--shape", "4,4", "--beta", "2.5", "--algorithm", "l2hmc", "--model", model,
                  "--n", "20", "--therm", "2", "--seed", "3", "--json", "--quiet"]) == 0

@@ -52,7 +52,7 @@ def _cmd_train(args) -> int:
             dyn = l2hmc.L2HMCDynamics(target.event_shape, n_layers=args.layers, angles=True, rng=np.random.default_rng([args.seed or 0, 1]),
                                       hidden=_parse_hidden(args.hidden), step_size=args.step)
             result = l2hmc.train(dyn, target, steps=args.steps, rng=rng, batch_size=args.batch, lr=args.lr,
-                                 beta_start=args.beta_start, beta_end=args.beta, checkpoint=checkpoint, progress=progress)
+                                 lr_final=args.lr_final, beta_start=args.beta_start, beta_end=args.beta, checkpoint=checkpoint, progress=progress)
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(str(exc)) from None
     h = result.history
@@ -84,6 +84,8 @@ def register(subparsers) -> None:
     t.add_argument("--hidden", default="8", metavar="C,...", help="hidden conv channels (default 8)")
     t.add_argument("--step", type=positive_float, default=0.2, metavar="X", help="initial step size of every layer (default 0.2)")
     t.add_argument("--lr", type=positive_float, default=1e-3, metavar="X", help="Adam learning rate (default 1e-3)")
+    t.add_argument("--lr-final", type=positive_float, default=None, metavar="X",
+                   help="anneal Adam's rate along a cosine from --lr to this at the last step (default: constant --lr)")
     t.add_argument("--seed", type=count(0), default=None, metavar="S", help="random seed")
     t.add_argument("--out", metavar="MODEL.npz", help="where to write the model")
     t.add_argument("--checkpoint", metavar="PATH", help="checkpoint file (default MODEL.ckpt.npz)")

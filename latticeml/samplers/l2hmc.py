@@ -599,13 +599,15 @@ def loss_fn(dyn, target, x0, v0, d, *, scale=1.0):
     return loss, acc_all, jump_all, ends
 
 
-def train(dyn, target, *, steps, rng, batch_size=64, lr=1e-3, beta_start=None, beta_end=None, scale=1.0,
+def train(dyn, target, *, steps, rng, batch_size=64, lr=1e-3, lr_final=None, beta_start=None, beta_end=None, scale=1.0,
           x_start=None, checkpoint=None, checkpoint_every=50, progress=True, callback=None) -> TrainResult:
     """Train ``dyn`` on ``target`` with Adam for ``steps`` batches of persistent chains.
 
     U(1): beta goes linearly from ``beta_start`` to ``beta_end`` (default: the target's beta
-    throughout). Each step: one differentiable trajectory per chain (half the chains... as drawn:
-    ``d`` uniform), the loss, Adam, then the chains move by the Metropolis decision.
+    throughout). Each step: one differentiable trajectory per chain (``d`` uniform), the loss,
+    Adam, then the chains move by the Metropolis decision. ``lr_final``: Adam's rate follows a
+    cosine from ``lr`` to ``lr_final`` over the ``steps`` (:func:`latticeml.autodiff.optim.cosine_rate`;
+    stored in the checkpoint's schedule, so a resumed run follows it); default: constant ``lr``.
     """
     check_rng(rng)
     steps = check_count(steps, "steps", minimum=0)
@@ -618,7 +620,7 @@ def train(dyn, target, *, steps, rng, batch_size=64, lr=1e-3, beta_start=None, b
             x_start = target.sample(rng, batch_size)
     b0 = getattr(target, "beta", None)
     schedule = {"beta_start": b0 if beta_start is None else float(beta_start), "beta_end": b0 if beta_end is None else float(beta_end),
-                "steps": steps, "batch_size": batch_size, "lr": lr, "scale": scale}
+                "steps": steps, "batch_size": batch_size, "lr": lr, "lr_final": lr_final, "scale": scale}
     history = {k: [] for k in HISTORY_KEYS}
     return _loop(dyn, target, optimizer, rng, 0, np.array(x_start, dtype=np.float64), history, schedule, checkpoint,
                  checkpoint_every, progress, callback)
@@ -664,6 +666,8 @@ def _loop(dyn, target, optimizer, rng, start, x, history, schedule, checkpoint, 
                          checkpoint_every=checkpoint_every, progress=progress, desc="l2hmc training") as run:
         while run.step < schedule["steps"]:
             run.begin_step()
+            if schedule.get("lr_final") is not None:
+                optimizer.lr = optim.cosine_rate(schedule["lr"], schedule["lr_final"], run.step, schedule["steps"])
             beta = _beta_at(schedule, run.step)
             if beta is not None:
                 target = target.with_beta(beta)
