@@ -14,6 +14,7 @@ Workloads:
 
 Run:  NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py gaussian --layers 2 --train-steps 40000
       NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py u1 --shape 16,16 --beta 4 --train-steps 200
+      NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py u1 --model MODEL.npz --hmc-steps 0.1,0.15,0.2
 """
 
 from __future__ import annotations
@@ -81,29 +82,44 @@ def bench_u1(args):
     shape = tuple(int(s) for s in args.shape.split(","))
     V = int(np.prod(shape))
     target = L.U1Target(shape, args.beta)
-    dyn = L.L2HMCDynamics(target.event_shape, n_layers=args.layers, angles=True, rng=np.random.default_rng(args.seed + 1),
-                          hidden=(8,), step_size=args.step)
-    t0 = time.perf_counter()
-    L.train(dyn, target, steps=args.train_steps, rng=np.random.default_rng(args.seed + 2), batch_size=args.chains,
-            lr=args.lr, beta_start=args.beta_start or args.beta, beta_end=args.beta, progress=not args.quiet)
-    print(f"trained {args.train_steps} steps in {time.perf_counter() - t0:.0f} s")
+    if args.model:
+        dyn, trained_for, meta = L.load_model(args.model)
+        print(f"model {args.model}: {dyn.n_layers} layers, trained at beta {trained_for.beta}, step sizes "
+              f"{np.round(dyn.step_sizes(), 3).tolist()}")
+    else:
+        dyn = L.L2HMCDynamics(target.event_shape, n_layers=args.layers, angles=True, rng=np.random.default_rng(args.seed + 1),
+                              hidden=(8,), step_size=args.step)
+        t0 = time.perf_counter()
+        L.train(dyn, target, steps=args.train_steps, rng=np.random.default_rng(args.seed + 2), batch_size=args.chains,
+                lr=args.lr, beta_start=args.beta_start or args.beta, beta_end=args.beta, progress=not args.quiet)
+        print(f"trained {args.train_steps} steps in {time.perf_counter() - t0:.0f} s")
+    n_force = dyn.n_layers
     rng = np.random.default_rng(args.seed)
     x0 = rng.uniform(-np.pi, np.pi, (args.chains,) + target.event_shape)
-    for name, step, n_force in (
-        ("HMC", lambda r, s: L.hmc_step(r, s, target, step_size=args.step, n_steps=args.layers), args.layers),
-        ("L2HMC", lambda r, s: L.l2hmc_step(r, s, dyn, target), args.layers),
-    ):
+    hmc_steps = [float(e) for e in args.hmc_steps.split(",")] if args.hmc_steps else [args.step]
+    runs = [(f"HMC eps {eps:g}", (lambda eps: lambda r, s: L.hmc_step(r, s, target, step_size=eps, n_steps=n_force))(eps))
+            for eps in hmc_steps]
+    runs.append(("L2HMC", lambda r, s: L.l2hmc_step(r, s, dyn, target)))
+    print(f"2D U(1) {args.shape}, beta {args.beta}: {args.chains} chains x {args.n} trajectories of {n_force} force "
+          f"evaluations after {args.therm}; changes of the integer charge per 1000 force evaluations (mean +- "
+          f"standard error over the chains)")
+    rates = {}
+    for name, step in runs:
         st = L.init_state(target, x0)
         for _ in range(args.therm):
             st, _ = step(rng, st)
         xs, acc = _chain(step, st, rng, args.n)
         Q = np.rint(np.array([topology.topological_charge_u1(x, batched=True) for x in xs]))  # (n, chains)
-        changes = np.count_nonzero(np.diff(Q, axis=0))
-        per_1000 = 1000.0 * changes / (args.n * args.chains * n_force)
+        per_chain = 1000.0 * np.count_nonzero(np.diff(Q, axis=0), axis=0) / (args.n * n_force)
+        rate, err = per_chain.mean(), per_chain.std(ddof=1) / np.sqrt(len(per_chain))
+        rates[name] = (rate, err)
         taus = [gamma_method(Q[:, c]).tau_int for c in range(args.chains) if np.ptp(Q[:, c]) > 0]
         chi = gamma_method((Q**2).mean(axis=1) / V)
-        print(f"{name:6s} acceptance {acc:.2f}  charge changes per 1000 force evaluations {per_1000:.3f}  "
+        print(f"{name:12s} acceptance {acc:.2f}  changes per 1000 force ev. {rate:.2f} +- {err:.2f}  "
               f"tau_int(Q) {np.mean(taus) if taus else float('nan'):.1f}  chi_t {chi.value:.5f}({chi.error:.5f})")
+    best = max((k for k in rates if k.startswith("HMC")), key=lambda k: rates[k][0])
+    (a, da), (b, db) = rates["L2HMC"], rates[best]
+    print(f"L2HMC / best HMC ({best}): {a / b:.2f} +- {a / b * np.hypot(da / a if a else 0, db / b):.2f}")
 
 
 def main():
@@ -120,6 +136,8 @@ def main():
     p.add_argument("--beta", type=float, default=4.0)
     p.add_argument("--beta-start", type=float, default=None)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--model", default=None, help="u1: evaluate this trained model (latticeml l2hmc train) instead of training")
+    p.add_argument("--hmc-steps", default=None, help="u1: HMC step sizes to compare, e.g. 0.1,0.15,0.2 (default --step)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
     (bench_gaussian if args.workload == "gaussian" else bench_u1)(args)
