@@ -36,6 +36,47 @@ def test_wilson_loop_labels_against_numpy(rng):
     np.testing.assert_allclose(lcnn_train.wilson_loops(U, 1, 1), rect(1, 1), atol=1e-13)
     np.testing.assert_allclose(lcnn_train.wilson_loops(U, 1, 2), 0.5 * (rect(1, 2) + rect(2, 1)), atol=1e-13)
     np.testing.assert_allclose(lcnn_train.wilson_loops(U, 2, 2), rect(2, 2), atol=1e-13)
+    np.testing.assert_allclose(lcnn_train.wilson_loops(U, 2, 1, oriented=True), rect(2, 1), atol=1e-13)
+    np.testing.assert_allclose(lcnn_train.wilson_loops(U, 1, 2, oriented=True), rect(1, 2), atol=1e-13)
+    assert np.abs(rect(2, 1) - rect(1, 2)).max() > 0.1  # the orientations differ
+
+
+def test_leading_blocks_share_the_parameters(rng):
+    model = lcnn.LCNN(D=2, blocks=[(2, 1), (2, 1), (2, 2)], rng=np.random.default_rng(1))
+    stage = model.leading_blocks(2, rng=np.random.default_rng(2))
+    assert stage.blocks_spec == [(2, 1), (2, 1)]
+    assert all(a is b for a, b in zip(stage.convs + stage.bilins, model.convs[:2] + model.bilins[:2]))
+    U = haar_su(rng, 2, (1, 2, 4, 4))
+    before = stage(U).value
+    model.convs[1].weight.value *= 2.0  # training the stage trains the model's blocks
+    assert np.abs(stage(U).value - before).max() > 1e-6
+    with pytest.raises(ValueError, match="1..3"):
+        model.leading_blocks(0, rng=rng)
+
+
+def test_curriculum_feeds_each_stage_its_loop(rng, monkeypatch):
+    """Stage k trains the model's first k blocks on the k-th loop of CURRICULA (one orientation), the
+    last stage the model itself on the target's labels, at the rates the docstring gives."""
+    U = haar_su(rng, 2, (3, 2, 8, 8))
+    model = lcnn.build_lcnn("4x4", "small", D=2, rng=np.random.default_rng(1))
+    calls = []
+
+    def fake_train(stage, train_set, **kw):
+        calls.append((stage, train_set[1], kw["lr"], kw["lr_final"]))
+        return {"loss": [], "val_mse": []}
+
+    monkeypatch.setattr(lcnn_train, "train", fake_train)
+    lcnn_train.train_curriculum(model, U, "4x4", rng=rng, epochs=1, lr=3e-3, lr_final=3e-6, stage_lr=1e-2)
+    assert [len(c[0].blocks_spec) for c in calls] == [1, 2, 3, 4] and calls[-1][0] is model
+    for (stage, y, _, _), (m, n) in zip(calls[:-1], lcnn_train.CURRICULA["4x4"]):
+        np.testing.assert_array_equal(y, lcnn_train.wilson_loops(U, m, n, oriented=True))
+        assert all(a is b for a, b in zip(stage.convs, model.convs))
+    np.testing.assert_array_equal(calls[-1][1], lcnn_train.labels(U, "4x4"))
+    assert [c[2:] for c in calls] == [(1e-2, 1e-5)] * 3 + [(3e-3, 3e-6)]
+    with pytest.raises(ValueError, match="no curriculum"):
+        lcnn_train.train_curriculum(model, U, "1x1", rng=rng)
+    with pytest.raises(ValueError, match="4 stages"):
+        lcnn_train.train_curriculum(lcnn.build_lcnn("2x2", "small", D=2, rng=rng), U, "4x4", rng=rng)
 
 
 def _toy_set(rng, n=8, shape=(4, 4)):
@@ -95,11 +136,15 @@ def test_cli_train_prints_test_mse_per_shape(capsys, tmp_path, rng):
     out = json.loads(capsys.readouterr().out)
     assert set(out["test_mse"]) == {"4,4"} and set(out["baseline_test_mse"]) == {"4,4"}
     assert all(np.isfinite(v) for v in out["test_mse"].values())
+    rc = main(["lcnn", "train", "--target", "2x2", "--arch", "small", "--data", str(path), "--train-shape", "4,4",
+               "--test-shapes", "4,4", "--epochs", "1", "--curriculum", "--stage-lr", "0.01", "--json"])
+    assert rc == 0 and np.isfinite(json.loads(capsys.readouterr().out)["test_mse"]["4,4"])
 
 
 def test_cli_mistakes_are_one_line_errors(capsys):
     assert main(["lcnn", "train", "--group", "sun", "--json"]) == 2
     assert main(["lcnn", "train", "--train-shape", "8,8", "--test-shapes", "8,8,8"]) == 2
     assert main(["lcnn", "dataset", "--shape", "8", "--out", "/nonexistent/x.npz"]) == 2
+    assert main(["lcnn", "train", "--target", "1x1", "--curriculum"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("latticeml: error:") for line in err)
+    assert len(err) == 4 and all(line.startswith("latticeml: error:") for line in err)

@@ -3,6 +3,8 @@
     latticeml lcnn dataset --group su2 --shape 8,8 --n-per-beta 10 --out train.npz
     latticeml lcnn train --group su2 --target 2x2 --train-shape 8,8 --test-shapes 8,8 16,16 32,32 64,64 \
         [--arch small|medium|large] [--baseline] [--n-per-beta K] [--epochs E] [--seed S] --json
+    latticeml lcnn train --target 4x4 --arch small --curriculum --stage-lr 0.01 --lr 0.003 --epochs 200 --batch 4 \
+        --n-per-beta 20 --n-therm 100 --test-shapes 8,8 16,16 --json    # the 4x4 loop needs the curriculum
 
 ``train`` generates the datasets it needs (heatbath, the paper's betas; :mod:`latticeml.nets.lcnn_train`)
 unless ``--data FILE.npz`` gives the training set, trains the L-CNN (and with ``--baseline`` the
@@ -70,6 +72,8 @@ def _cmd_train(args) -> int:
     for s in test_shapes:
         if len(s) != len(train_shape):
             raise UserError(f"--test-shapes {','.join(map(str, s))} has another dimension than --train-shape {args.train_shape}")
+    if args.curriculum and args.target not in lcnn_train.CURRICULA:
+        raise UserError(f"--curriculum: there is a curriculum for the targets {', '.join(lcnn_train.CURRICULA)}, not {args.target}")
     if args.out:
         writable_file(args.out, "--out")
     rng = np.random.default_rng(args.seed)
@@ -85,8 +89,12 @@ def _cmd_train(args) -> int:
     model = lcnn.build_lcnn(args.target, args.arch, D=D, rng=rng)
     progress = not args.json
     lr_final = args.lr / 1000 if args.lr_final is None else args.lr_final
-    lcnn_train.train(model, (train_set["U"], train_set[key]), rng=rng, epochs=args.epochs, batch=args.batch,
-                     lr=args.lr, lr_final=lr_final, val_set=(val_set["U"], val_set[key]), progress=progress)
+    if args.curriculum:
+        lcnn_train.train_curriculum(model, train_set["U"], args.target, rng=rng, epochs=args.epochs, batch=args.batch,
+                                    lr=args.lr, lr_final=lr_final, stage_lr=args.stage_lr, val_U=val_set["U"], progress=progress)
+    else:
+        lcnn_train.train(model, (train_set["U"], train_set[key]), rng=rng, epochs=args.epochs, batch=args.batch,
+                         lr=args.lr, lr_final=lr_final, val_set=(val_set["U"], val_set[key]), progress=progress)
     baseline = None
     if args.baseline:
         if D > 3:
@@ -168,6 +176,11 @@ def register(subparsers) -> None:
     t.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate at the first epoch (default 0.01)")
     t.add_argument("--lr-final", type=positive_float, default=None,
                    help="learning rate at the last epoch, reached by a cosine (default: --lr / 1000; equal to --lr for a constant rate)")
+    t.add_argument("--curriculum", action="store_true",
+                   help="grow the L-CNN block by block, each stage trained on a loop twice the last (2x1, 2x2, 4x2, 4x4): "
+                        "how the 4x4 loop is learned; --epochs per stage")
+    t.add_argument("--stage-lr", type=positive_float, default=None,
+                   help="--curriculum: Adam rate of the stages before the last (default --lr)")
     t.add_argument("--out", help="write the trained L-CNN weights (.npz)")
     _common(t)
     t.set_defaults(func=_cmd_train)

@@ -630,6 +630,15 @@ class LCNN(nn.Module):
             c = c_out
         self.head = nn.Dense(2 * c, 1, rng=rng)
 
+    def leading_blocks(self, n: int, *, rng: np.random.Generator) -> "LCNN":
+        """An LCNN of this one's first ``n`` blocks (the same parameters, not copies) and a fresh head:
+        a stage of :func:`latticeml.nets.lcnn_train.train_curriculum`."""
+        if not 1 <= n <= len(self.blocks_spec):
+            raise ValueError(f"n must be 1..{len(self.blocks_spec)}, got {n}")
+        stage = LCNN(D=self.D, blocks=self.blocks_spec[:n], rng=rng, polyakov=self.polyakov, act=self.act)
+        stage.convs, stage.bilins = self.convs[:n], self.bilins[:n]
+        return stage
+
     def features(self, U):
         """The gauge-covariant channels ``W`` before the trace: ``(B, C, *L, N, N)``."""
         W = plaq(U)
