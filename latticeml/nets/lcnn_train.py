@@ -290,7 +290,7 @@ def train_curriculum(
     progress: bool = True,
 ) -> list[dict]:
     """Train an L-CNN block by block: stage ``k`` trains its first ``k`` blocks (with a throwaway head)
-    on the ``k``-th loop of :data:`CURRICULA[target]`, the last stage the whole model on ``target``.
+    on the ``k``-th loop of ``CURRICULA[target]`` (:data:`CURRICULA`), the last stage the whole model on ``target``.
 
     Why: in 2D the plaquettes of a configuration are independent (axial gauge), so ``tr W_{4x4}`` is
     nearly uncorrelated with any product of fewer plaquettes that a randomly initialised net computes,
