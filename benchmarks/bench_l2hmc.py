@@ -14,7 +14,7 @@ Workloads:
 
 Run:  NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py gaussian --layers 2 --train-steps 40000
       NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py u1 --shape 16,16 --beta 4 --train-steps 200
-      NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py u1 --model MODEL.npz --hmc-steps 0.1,0.15,0.2
+      NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py u1 --model MODEL.npz --hmc-steps 0.1,0.15,0.2 --hmc-lengths 4,8,16
 """
 
 from __future__ import annotations
@@ -97,14 +97,15 @@ def bench_u1(args):
     rng = np.random.default_rng(args.seed)
     x0 = rng.uniform(-np.pi, np.pi, (args.chains,) + target.event_shape)
     hmc_steps = [float(e) for e in args.hmc_steps.split(",")] if args.hmc_steps else [args.step]
-    runs = [(f"HMC eps {eps:g}", (lambda eps: lambda r, s: L.hmc_step(r, s, target, step_size=eps, n_steps=n_force))(eps))
-            for eps in hmc_steps]
-    runs.append(("L2HMC", lambda r, s: L.l2hmc_step(r, s, dyn, target)))
-    print(f"2D U(1) {args.shape}, beta {args.beta}: {args.chains} chains x {args.n} trajectories of {n_force} force "
-          f"evaluations after {args.therm}; changes of the integer charge per 1000 force evaluations (mean +- "
-          f"standard error over the chains)")
+    hmc_lengths = [int(k) for k in args.hmc_lengths.split(",")] if args.hmc_lengths else [n_force]
+    runs = [(f"HMC {k} x {eps:g}", (lambda eps, k: lambda r, s: L.hmc_step(r, s, target, step_size=eps, n_steps=k))(eps, k), k)
+            for k in hmc_lengths for eps in hmc_steps]
+    runs.append(("L2HMC", lambda r, s: L.l2hmc_step(r, s, dyn, target), n_force))
+    print(f"2D U(1) {args.shape}, beta {args.beta}: {args.chains} chains x {args.n} trajectories after {args.therm} "
+          f"(L2HMC: {n_force} force evaluations each; HMC k x eps: k); changes of the integer charge per 1000 force "
+          f"evaluations (mean +- standard error over the chains)")
     rates = {}
-    for name, step in runs:
+    for name, step, n_force in runs:
         st = L.init_state(target, x0)
         for _ in range(args.therm):
             st, _ = step(rng, st)
@@ -115,7 +116,7 @@ def bench_u1(args):
         rates[name] = (rate, err)
         taus = [gamma_method(Q[:, c]).tau_int for c in range(args.chains) if np.ptp(Q[:, c]) > 0]
         chi = gamma_method((Q**2).mean(axis=1) / V)
-        print(f"{name:12s} acceptance {acc:.2f}  changes per 1000 force ev. {rate:.2f} +- {err:.2f}  "
+        print(f"{name:14s} acceptance {acc:.2f}  changes per 1000 force ev. {rate:.2f} +- {err:.2f}  "
               f"tau_int(Q) {np.mean(taus) if taus else float('nan'):.1f}  chi_t {chi.value:.5f}({chi.error:.5f})")
     best = max((k for k in rates if k.startswith("HMC")), key=lambda k: rates[k][0])
     (a, da), (b, db) = rates["L2HMC"], rates[best]
@@ -138,6 +139,7 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--model", default=None, help="u1: evaluate this trained model (latticeml l2hmc train) instead of training")
     p.add_argument("--hmc-steps", default=None, help="u1: HMC step sizes to compare, e.g. 0.1,0.15,0.2 (default --step)")
+    p.add_argument("--hmc-lengths", default=None, help="u1: HMC leapfrog steps per trajectory to compare, e.g. 4,8,16 (default: the model's layers)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
     (bench_gaussian if args.workload == "gaussian" else bench_u1)(args)
