@@ -83,7 +83,7 @@ def bench_u1(args):
     V = int(np.prod(shape))
     target = L.U1Target(shape, args.beta)
     if args.model:
-        dyn, trained_for, meta = L.load_model(args.model)
+        dyn, trained_for, _ = L.load_model(args.model)
         print(f"model {args.model}: {dyn.n_layers} layers, trained at beta {trained_for.beta}, step sizes "
               f"{np.round(dyn.step_sizes(), 3).tolist()}")
     else:

@@ -318,10 +318,10 @@ def train_curriculum(
         stage = model if last else model.leading_blocks(k, rng=rng)
         rate = lr if last else (stage_lr or lr)
         final = lr_final if last else (None if lr_final is None else rate / 1000)
-        y = labels(U, target) if last else wilson_loops(U, m, n, oriented=True)
-        val = None
-        if val_U is not None:
-            val = (val_U, labels(val_U, target) if last else wilson_loops(val_U, m, n, oriented=True))
-        histories.append(train(stage, (U, y), rng=rng, epochs=epochs, batch=batch, lr=rate, lr_final=final,
+        def stage_labels(configs):
+            return labels(configs, target) if last else wilson_loops(configs, m, n, oriented=True)
+
+        val = None if val_U is None else (val_U, stage_labels(val_U))
+        histories.append(train(stage, (U, stage_labels(U)), rng=rng, epochs=epochs, batch=batch, lr=rate, lr_final=final,
                                val_set=val, progress=progress))
     return histories
