@@ -191,6 +191,35 @@ def test_annealed_rate_follows_the_cosine_and_survives_an_interruption(tmp_path,
     assert not np.array_equal(const.history["loss"], full.history["loss"])
 
 
+def test_tempered_mixture_is_beta_times_the_mixture(rng):
+    """``MixtureTarget.with_beta``: S_beta = beta S_1 (up to nothing: the same normalization), the force
+    is the central-difference gradient of S_beta, the config round-trips, and annealed training
+    visits the scheduled betas and ends on the untempered target."""
+    target = L.MixtureTarget([[-4.0, 0.0], [4.0, 0.0]], 1.0, weights=[0.3, 0.7])
+    x = np.concatenate([rng.standard_normal((4, 2)) * 3.0, [[0.0, 0.1]]])
+    for beta in (0.1, 0.37, 1.0):
+        hot = target.with_beta(beta)
+        assert hot.beta == beta and target.beta == 1.0
+        with ad.no_grad():
+            np.testing.assert_allclose(hot.action(x).value, beta * target.action(x).value, rtol=1e-14)
+            F = hot.force(x).value
+            h = 1e-6
+            for j in range(2):
+                e = np.zeros(2)
+                e[j] = h
+                fd = (hot.action(x + e).value - hot.action(x - e).value) / (2 * h)
+                np.testing.assert_allclose(F[:, j], fd, rtol=1e-7, atol=1e-8)
+        again = L.target_from_config(hot.config)
+        np.testing.assert_allclose(again.action(x).value, hot.action(x).value, rtol=1e-15)
+    old = dict(target.config)
+    del old["beta"]  # models saved before tempering existed
+    assert L.target_from_config(old).beta == 1.0
+    dyn = L.L2HMCDynamics((2,), n_layers=1, angles=False, rng=np.random.default_rng(2), hidden=(4,), step_size=0.3)
+    res = L.train(dyn, target, steps=5, rng=np.random.default_rng(3), batch_size=8, beta_start=0.2, beta_end=1.0, progress=False)
+    np.testing.assert_allclose(res.history["beta"], [0.2, 0.4, 0.6, 0.8, 1.0])
+    assert res.target.beta == 1.0
+
+
 def test_model_round_trip(rng, tmp_path):
     target = L.U1Target((4, 4), 2.0)
     dyn = _dynamics(target.event_shape, True, rng)

@@ -3,6 +3,9 @@
 
 * :func:`hmc_mixture_runs`: seed 004's demo, HMC (10 leapfrog steps of 0.25 and of 0.5) on a mixture of
   two Gaussians at -+4 (unit width), 4 chains started in the left mode: HMC never crosses.
+* :func:`basin_transitions`, :func:`mixture_comparison`: transitions between the two modes per 1000
+  force evaluations of HMC and of L2HMC trained with tempering (Levy, Hoffman & Sohl-Dickstein,
+  ICLR 2018, Sec. 5.1), chains started in the left mode, with <x_0> and <x_0^2> (exact 0 and 17).
 * :func:`u1_tunnelling`: integer-charge changes per 1000 force evaluations, tau_int(Q) and the
   acceptance of HMC and of an L2HMC model at the same force evaluations per trajectory, 2D U(1).
 
@@ -21,7 +24,7 @@ from ..observables import topology
 from ..samplers import l2hmc as L
 from ..stats import gamma_method
 
-__all__ = ["MIXTURE_MEANS", "hmc_mixture_runs", "mixture_figure", "u1_tunnelling", "tunnelling_figure", "make"]
+__all__ = ["MIXTURE_MEANS", "hmc_mixture_runs", "mixture_figure", "basin_transitions", "mixture_comparison", "u1_tunnelling", "tunnelling_figure", "make"]
 
 MIXTURE_MEANS = ((-4.0, 0.0), (4.0, 0.0))
 
@@ -53,6 +56,48 @@ def mixture_figure(runs: dict) -> Figure:
         ax.set_xlabel("x0")
     fig.tight_layout()
     return fig
+
+
+def basin_transitions(x0, core: float = 2.0) -> np.ndarray:
+    """Transitions between the basins ``x_0 < -core`` and ``x_0 > core``, per chain: x0 ``(n, chains)`` -> ``(chains,)``.
+
+    A chain's basin is the last core it visited (at the start: the sign of x_0), so a chain wandering
+    near the barrier x_0 = 0 (sign changes without reaching the other mode) counts no transition.
+    """
+    x0 = np.asarray(x0, dtype=np.float64)
+    basin = np.sign(x0[0])
+    count = np.zeros(x0.shape[1])
+    for row in x0[1:]:
+        inside = np.where(row > core, 1.0, np.where(row < -core, -1.0, 0.0))
+        moved = (inside != 0) & (inside != basin)
+        count += moved
+        basin = np.where(moved, inside, basin)
+    return count
+
+
+def mixture_comparison(samplers: dict, target, *, n_chains: int, n: int, seed: int) -> dict:
+    """Run every sampler of ``{name: (step, force evaluations per step)}`` on the two-mode ``target``
+    with ``n_chains`` chains started in the left mode, ``n`` steps each.
+
+    Returns ``{name: {"rate", "rate_err", "acceptance", "x0", "x0_sq"}}``: basin transitions per 1000
+    force evaluations (mean and standard error over the chains), and the Gamma-method estimates
+    (:func:`latticeml.stats.gamma_method`, on the chain-averaged series) of <x_0> (exact 0) and
+    <x_0^2> (exact ``4^2 + 1 = 17`` for means at -+4 of unit width).
+    """
+    out = {}
+    for name, (step, n_force) in samplers.items():
+        rng = np.random.default_rng(seed)
+        state = L.init_state(target, np.array(MIXTURE_MEANS[0]) + rng.standard_normal((n_chains, 2)))
+        x0, acc = np.empty((n, n_chains)), []
+        for i in range(n):
+            state, info = step(rng, state)
+            x0[i] = state.x[:, 0]
+            acc.append(info.acceptance)
+        per_chain = 1000.0 * basin_transitions(x0) / (n * n_force)
+        out[name] = {"rate": float(per_chain.mean()), "rate_err": float(per_chain.std(ddof=1) / np.sqrt(n_chains)),
+                     "acceptance": float(np.mean(acc)), "x0": gamma_method(x0.mean(axis=1)),
+                     "x0_sq": gamma_method((x0**2).mean(axis=1))}
+    return out
 
 
 def u1_tunnelling(dyn, target, *, n_chains: int, n_traj: int, n_therm: int, seed: int) -> dict:

@@ -130,18 +130,30 @@ def correlated_gaussian(eigenvalues=(100.0, 0.1), angle=np.pi / 4) -> GaussianTa
 
 
 class MixtureTarget:
-    """``exp(-S(x)) = sum_k w_k N(x; mu_k, sigma^2 I)``, means ``(K, n)``."""
+    """``exp(-S(x)) = (sum_k w_k N(x; mu_k, sigma^2 I))^beta``, means ``(K, n)``; ``beta = 1``: the mixture.
+
+    ``beta < 1`` is the tempered target ``p^beta`` (temperature ``T = 1/beta``): Levy et al. train
+    L2HMC on their mixture of Gaussians with the temperature annealed to 1, since the barrier
+    ``beta * Delta S`` is low early in the training, chains cross it and the loss can reward maps
+    that jump between modes (``benchmarks/bench_l2hmc.py mixture``).
+    """
 
     angles = False
 
-    def __init__(self, means, sigma, weights=None):
+    def __init__(self, means, sigma, weights=None, beta=1.0):
         self.means = np.array(means, dtype=np.float64)
         self.sigma = positive_float(sigma, "sigma")
+        self.beta = positive_float(beta, "beta")
         K = self.means.shape[0]
         w = np.full(K, 1.0 / K) if weights is None else np.asarray(weights, dtype=np.float64)
         self.log_w = np.log(w / w.sum())
         self.event_shape = (self.means.shape[1],)
-        self.config = {"kind": "mixture", "means": self.means.tolist(), "sigma": self.sigma, "weights": np.exp(self.log_w).tolist()}
+        self.config = {"kind": "mixture", "means": self.means.tolist(), "sigma": self.sigma, "weights": np.exp(self.log_w).tolist(),
+                       "beta": self.beta}
+
+    def with_beta(self, beta) -> MixtureTarget:
+        """The tempered target ``p(x)^beta`` (same means, width and weights): ``S_beta = beta * S_1``."""
+        return MixtureTarget(self.means, self.sigma, np.exp(self.log_w), beta)
 
     def _parts(self, x):
         B, n = x.shape
@@ -151,17 +163,20 @@ class MixtureTarget:
 
     def action(self, x):
         _, logits = self._parts(x)
-        return -ad.logsumexp(logits, axis=1)
+        return -self.beta * ad.logsumexp(logits, axis=1)
 
     def force(self, x):
         diff, logits = self._parts(x)
         r = ad.exp(logits - ad.logsumexp(logits, axis=1, keepdims=True))  # responsibilities (B, K)
         B, K = r.shape
-        return ad.sum(ad.reshape(r, (B, K, 1)) * diff, axis=1) / self.sigma**2
+        return ad.sum(ad.reshape(r, (B, K, 1)) * diff, axis=1) * (self.beta / self.sigma**2)
 
     def sample(self, rng, n):
-        k = rng.choice(len(self.log_w), size=n, p=np.exp(self.log_w))
-        return self.means[k] + self.sigma * rng.standard_normal((n, self.event_shape[0]))
+        """``n`` draws (n, dims): exact at ``beta = 1``; for ``beta != 1`` the separated-modes limit of
+        ``p^beta`` (weights ``w_k^beta``, width ``sigma / sqrt(beta)``), good enough to start chains."""
+        w = np.exp(self.beta * self.log_w)
+        k = rng.choice(len(w), size=n, p=w / w.sum())
+        return self.means[k] + self.sigma / np.sqrt(self.beta) * rng.standard_normal((n, self.event_shape[0]))
 
 
 class U1Target:
@@ -194,7 +209,7 @@ def target_from_config(config):
     if kind == "gaussian":
         return GaussianTarget(config["cov"])
     if kind == "mixture":
-        return MixtureTarget(config["means"], config["sigma"], config["weights"])
+        return MixtureTarget(config["means"], config["sigma"], config["weights"], config.get("beta", 1.0))
     if kind == "u1":
         return U1Target(config["shape"], config["beta"])
     raise ValueError(f"unknown L2HMC target kind {kind!r}")
@@ -603,8 +618,8 @@ def train(dyn, target, *, steps, rng, batch_size=64, lr=1e-3, lr_final=None, bet
           x_start=None, checkpoint=None, checkpoint_every=50, progress=True, callback=None) -> TrainResult:
     """Train ``dyn`` on ``target`` with Adam for ``steps`` batches of persistent chains.
 
-    U(1): beta goes linearly from ``beta_start`` to ``beta_end`` (default: the target's beta
-    throughout). Each step: one differentiable trajectory per chain (``d`` uniform), the loss,
+    Targets with ``with_beta`` (U(1), the tempered mixture): beta goes linearly from ``beta_start``
+    to ``beta_end`` (default: the target's beta throughout). Each step: one differentiable trajectory per chain (``d`` uniform), the loss,
     Adam, then the chains move by the Metropolis decision. ``lr_final``: Adam's rate follows a
     cosine from ``lr`` to ``lr_final`` over the ``steps`` (:func:`latticeml.autodiff.optim.cosine_rate`;
     stored in the checkpoint's schedule, so a resumed run follows it); default: constant ``lr``.
