@@ -11,19 +11,32 @@ Workloads:
             layers' initial step size); columns: integer-charge changes per 1000
             force evaluations and tau_int(Q). Foreman's logged run at beta = 4 on 16x16: 1.65-1.9x
             HMC's tunnelling (with HMC at twice the force evaluations).
+  mixture   Two Gaussians at (-4, 0) and (4, 0), sigma 1, equal weights (lecture 07's demo; barrier
+            Delta S = 8). Levy et al. make L2HMC mix their mixture of Gaussians by training on
+            p^(1/T) with T annealed to 1; here beta = 1/T goes linearly from ``--beta-start`` to 1
+            (MixtureTarget.with_beta), the training chains start spread over both tempered modes,
+            the MLPs have ``--hidden`` units, the loss is Levy et al.'s (lambda^2 = 1); of ``--restarts``
+            trainings the one with the lowest final loss is kept. HMC: a grid of
+            step sizes and lengths. All evaluation chains start in the left mode; columns:
+            transitions between the basins (x_0 < -2, x_0 > 2; a chain's basin is the last one it
+            visited) per 1000 force evaluations, the fraction of samples with x_0 > 0 (0.5 if the
+            chains mix), <x_0^2> (exact 17), tau_int and ESS per force evaluation of x_0.
 
 Run:  NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py gaussian --layers 2 --train-steps 40000
       NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py u1 --shape 16,16 --beta 4 --train-steps 200
       NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py u1 --model MODEL.npz --hmc-steps 0.1,0.15,0.2 --hmc-lengths 4,8,16
+      NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py mixture --layers 1 --step 1.0 --train-steps 6000 --beta-start 0.05 --restarts 3 --chains 64 --n 2000
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import numpy as np
 
+from latticeml.figure_makers.l2hmc import MIXTURE_MEANS, basin_transitions
 from latticeml.observables import topology
 from latticeml.samplers import l2hmc as L
 from latticeml.stats import gamma_method, integrated_autocorrelation_time
@@ -123,26 +136,91 @@ def bench_u1(args):
     print(f"L2HMC / best HMC ({best}): {a / b:.2f} +- {a / b * np.hypot(da / a if a else 0, db / b):.2f}")
 
 
+def bench_mixture(args):
+    """The two-mode mixture (module docstring); target and transition count as in lecture 07 (figure_makers.l2hmc)."""
+    target = L.MixtureTarget(MIXTURE_MEANS, 1.0)
+    left = np.array(MIXTURE_MEANS[0])
+
+    def evaluate(step, n_force, seed):
+        """Chains (all started in the left mode) -> transitions per 1000 force ev. (mean, error over chains), etc."""
+        rng = np.random.default_rng(seed)
+        st = L.init_state(target, left + rng.standard_normal((args.chains, 2)))
+        xs, acc = _chain(step, st, rng, args.n)
+        per_chain = 1000.0 * basin_transitions(xs[:, :, 0]) / (args.n * n_force)
+        right = (xs[:, :, 0] > 0).mean(axis=0)
+        se = np.sqrt(args.chains)
+        return {"rate": per_chain.mean(), "rate_err": per_chain.std(ddof=1) / se, "right": right.mean(),
+                "right_err": right.std(ddof=1) / se, "acc": acc, "x0sq": float((xs[:, :, 0] ** 2).mean()), "xs": xs}
+
+    # HMC's best crossings come from few, large steps near leapfrog's stability limit (eps < 2 sigma)
+    grid = [(eps, k) for eps in (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 1.9) for k in (1, 2, 3, 5, 10, 20, 40)]
+    hmc = {}
+    for eps, k in grid:
+        hmc[eps, k] = evaluate(functools.partial(L.hmc_step, target=target, step_size=eps, n_steps=k), k, args.seed)
+    best = max(hmc.values(), key=lambda r: r["rate"])
+    # Whether a training discovers the jump between the modes (at beta ~ 0.2-0.3, when the tempered
+    # modes separate) depends on its seed; so train ``--restarts`` networks and keep the one with the
+    # lowest loss over the last 5% of the steps (beta ~ 1): a choice from training telemetry only.
+    hot = target.with_beta(args.beta_start) if args.beta_start else target
+    t0 = time.perf_counter()
+    trained = []
+    for restart in range(args.restarts):
+        seed = args.seed + 1000 * restart
+        dyn = L.L2HMCDynamics((2,), n_layers=args.layers, angles=False, rng=np.random.default_rng(seed + 1),
+                              hidden=tuple(int(h) for h in args.hidden.split(",")), step_size=args.step)
+        rng = np.random.default_rng(seed + 2)
+        # training chains spread over both modes of the first (hottest) target: their jumps are what the loss rewards
+        res = L.train(dyn, target, steps=args.train_steps, rng=rng, batch_size=200, lr=args.lr, beta_start=args.beta_start,
+                      beta_end=1.0 if args.beta_start else None, x_start=hot.sample(rng, 200), progress=not args.quiet)
+        final_loss = float(np.mean(res.history["loss"][-max(args.train_steps // 20, 1):]))
+        trained.append((final_loss, restart, dyn))
+        print(f"training {restart} (seed {seed}): final loss {final_loss:.3g}, acceptance "
+              f"{np.mean(res.history['acceptance'][-max(args.train_steps // 20, 1):]):.2f}", flush=True)
+    t_train = time.perf_counter() - t0
+    _, chosen, dyn = min(trained, key=lambda t: t[0])
+    l2 = evaluate(lambda r, s: L.l2hmc_step(r, s, dyn, target), args.layers, args.seed)
+    tau = np.mean([integrated_autocorrelation_time(l2["xs"][:, c, 0]) for c in range(args.chains)])
+    print(f"mixture of 2 Gaussians (means +-4, sigma 1): {args.chains} chains x {args.n} trajectories from the left mode; "
+          f"HMC grid {len(grid)} settings (eps 0.25-1.9 x 1-40 steps); L2HMC {args.layers} layer(s), trained "
+          f"{args.train_steps} steps (hidden {args.hidden}, batch 200, lr {args.lr:g}, beta {args.beta_start or 1.0:g} -> 1), "
+          f"{args.restarts} trainings in {t_train:.0f} s, kept training {chosen}, "
+          f"learned step sizes {np.round(dyn.step_sizes(), 3).tolist()}")
+    print("| sampler | force ev. / traj. | acceptance | basin transitions / 1000 force ev. | fraction x_0 > 0 | <x_0^2> (exact 17) |")
+    print("|---|---|---|---|---|---|")
+    ranked = sorted(hmc, key=lambda key: -hmc[key]["rate"])
+    rows = [(f"HMC {k} x {eps:g}" + (" (grid best)" if i == 0 else ""), hmc[eps, k], k) for i, (eps, k) in enumerate(ranked[:3])]
+    rows += [(f"HMC {k} x {eps:g} (lecture 07)", hmc[eps, k], k) for eps, k in ((0.25, 10), (0.5, 10))]
+    for name, r, nf in rows + [("L2HMC", l2, args.layers)]:
+        print(f"| {name} | {nf} | {r['acc']:.2f} | {r['rate']:.4f} +- {r['rate_err']:.4f} | {r['right']:.3f} +- {r['right_err']:.3f} "
+              f"| {r['x0sq']:.2f} |")
+    ratio = l2["rate"] / best["rate"]
+    err = ratio * np.hypot(l2["rate_err"] / l2["rate"] if l2["rate"] else 0.0, best["rate_err"] / best["rate"])
+    print(f"L2HMC / best HMC: {ratio:.4g} +- {err:.2g}; L2HMC tau_int(x_0) {tau:.2f} trajectories, ESS per force "
+          f"evaluation {1.0 / (2.0 * tau) / args.layers:.3f} (HMC: a few transitions per chain, too few for a tau_int)")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("workload", choices=("gaussian", "u1"))
+    p.add_argument("workload", choices=("gaussian", "u1", "mixture"))
     p.add_argument("--train-steps", type=int, default=300)
     p.add_argument("--layers", type=int, default=10)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--chains", type=int, default=32)
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--therm", type=int, default=50)
-    p.add_argument("--step", type=float, default=0.1, help="u1: HMC step size and L2HMC's initial step sizes")
+    p.add_argument("--step", type=float, default=0.1, help="u1: HMC step size and L2HMC's initial step sizes; mixture: L2HMC's initial step size")
+    p.add_argument("--hidden", default="10,10", help="mixture: hidden widths of the L2HMC MLPs")
+    p.add_argument("--restarts", type=int, default=1, help="mixture: trainings (seeds seed + 1000 r); keep the lowest final loss")
     p.add_argument("--shape", default="16,16")
     p.add_argument("--beta", type=float, default=4.0)
-    p.add_argument("--beta-start", type=float, default=None)
+    p.add_argument("--beta-start", type=float, default=None, help="u1, mixture: anneal beta linearly from this value (default: no annealing)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--model", default=None, help="u1: evaluate this trained model (latticeml l2hmc train) instead of training")
     p.add_argument("--hmc-steps", default=None, help="u1: HMC step sizes to compare, e.g. 0.1,0.15,0.2 (default --step)")
     p.add_argument("--hmc-lengths", default=None, help="u1: HMC leapfrog steps per trajectory to compare, e.g. 4,8,16 (default: the model's layers)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
-    (bench_gaussian if args.workload == "gaussian" else bench_u1)(args)
+    {"gaussian": bench_gaussian, "u1": bench_u1, "mixture": bench_mixture}[args.workload](args)
 
 
 if __name__ == "__main__":

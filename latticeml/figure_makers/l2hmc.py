@@ -5,7 +5,7 @@
   two Gaussians at -+4 (unit width), 4 chains started in the left mode: HMC never crosses.
 * :func:`basin_transitions`, :func:`mixture_comparison`: transitions between the two modes per 1000
   force evaluations of HMC and of L2HMC trained with tempering (Levy, Hoffman & Sohl-Dickstein,
-  ICLR 2018, Sec. 5.1), chains started in the left mode, with <x_0> and <x_0^2> (exact 0 and 17).
+  ICLR 2018, who anneal the temperature for their mixture), chains started in the left mode, with <x_0> and <x_0^2> (exact 0 and 17).
 * :func:`u1_tunnelling`: integer-charge changes per 1000 force evaluations, tau_int(Q) and the
   acceptance of HMC and of an L2HMC model at the same force evaluations per trajectory, 2D U(1).
 
