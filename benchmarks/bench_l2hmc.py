@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from latticeml.figure_makers.l2hmc import MIXTURE_MEANS, basin_transitions
+from latticeml.figure_makers.l2hmc import MIXTURE_MEANS, mixture_comparison
 from latticeml.observables import topology
 from latticeml.samplers import l2hmc as L
 from latticeml.stats import gamma_method, integrated_autocorrelation_time
@@ -139,24 +139,16 @@ def bench_u1(args):
 def bench_mixture(args):
     """The two-mode mixture (module docstring); target and transition count as in lecture 07 (figure_makers.l2hmc)."""
     target = L.MixtureTarget(MIXTURE_MEANS, 1.0)
-    left = np.array(MIXTURE_MEANS[0])
 
-    def evaluate(step, n_force, seed):
-        """Chains (all started in the left mode) -> transitions per 1000 force ev. (mean, error over chains), etc."""
-        rng = np.random.default_rng(seed)
-        st = L.init_state(target, left + rng.standard_normal((args.chains, 2)))
-        xs, acc = _chain(step, st, rng, args.n)
-        per_chain = 1000.0 * basin_transitions(xs[:, :, 0]) / (args.n * n_force)
-        right = (xs[:, :, 0] > 0).mean(axis=0)
-        se = np.sqrt(args.chains)
-        return {"rate": per_chain.mean(), "rate_err": per_chain.std(ddof=1) / se, "right": right.mean(),
-                "right_err": right.std(ddof=1) / se, "acc": acc, "x0sq": float((xs[:, :, 0] ** 2).mean()), "xs": xs}
+    def evaluate(name, step, n_force):
+        """All chains started in the left mode: lecture 07's measurement (figure_makers.l2hmc.mixture_comparison)."""
+        return mixture_comparison({name: (step, n_force)}, target, n_chains=args.chains, n=args.n, seed=args.seed)[name]
 
     # HMC's best crossings come from few, large steps near leapfrog's stability limit (eps < 2 sigma)
     grid = [(eps, k) for eps in (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 1.9) for k in (1, 2, 3, 5, 10, 20, 40)]
     hmc = {}
     for eps, k in grid:
-        hmc[eps, k] = evaluate(functools.partial(L.hmc_step, target=target, step_size=eps, n_steps=k), k, args.seed)
+        hmc[eps, k] = evaluate("hmc", functools.partial(L.hmc_step, target=target, step_size=eps, n_steps=k), k)
     best = max(hmc.values(), key=lambda r: r["rate"])
     # Whether a training discovers the jump between the modes (at beta ~ 0.2-0.3, when the tempered
     # modes separate) depends on its seed; so train ``--restarts`` networks and keep the one with the
@@ -172,14 +164,15 @@ def bench_mixture(args):
         # training chains spread over both modes of the first (hottest) target: their jumps are what the loss rewards
         res = L.train(dyn, target, steps=args.train_steps, rng=rng, batch_size=200, lr=args.lr, beta_start=args.beta_start,
                       beta_end=1.0 if args.beta_start else None, x_start=hot.sample(rng, 200), progress=not args.quiet)
-        final_loss = float(np.mean(res.history["loss"][-max(args.train_steps // 20, 1):]))
+        tail = max(args.train_steps // 20, 1)
+        final_loss = float(np.mean(res.history["loss"][-tail:]))
         trained.append((final_loss, restart, dyn))
         print(f"training {restart} (seed {seed}): final loss {final_loss:.3g}, acceptance "
-              f"{np.mean(res.history['acceptance'][-max(args.train_steps // 20, 1):]):.2f}", flush=True)
+              f"{np.mean(res.history['acceptance'][-tail:]):.2f}", flush=True)
     t_train = time.perf_counter() - t0
     _, chosen, dyn = min(trained, key=lambda t: t[0])
-    l2 = evaluate(lambda r, s: L.l2hmc_step(r, s, dyn, target), args.layers, args.seed)
-    tau = np.mean([integrated_autocorrelation_time(l2["xs"][:, c, 0]) for c in range(args.chains)])
+    l2 = evaluate("l2hmc", lambda r, s: L.l2hmc_step(r, s, dyn, target), args.layers)
+    tau = np.mean([integrated_autocorrelation_time(l2["chains"][:, c]) for c in range(args.chains)])
     print(f"mixture of 2 Gaussians (means +-4, sigma 1): {args.chains} chains x {args.n} trajectories from the left mode; "
           f"HMC grid {len(grid)} settings (eps 0.25-1.9 x 1-40 steps); L2HMC {args.layers} layer(s), trained "
           f"{args.train_steps} steps (hidden {args.hidden}, batch 200, lr {args.lr:g}, beta {args.beta_start or 1.0:g} -> 1), "
@@ -191,8 +184,8 @@ def bench_mixture(args):
     rows = [(f"HMC {k} x {eps:g}" + (" (grid best)" if i == 0 else ""), hmc[eps, k], k) for i, (eps, k) in enumerate(ranked[:3])]
     rows += [(f"HMC {k} x {eps:g} (lecture 07)", hmc[eps, k], k) for eps, k in ((0.25, 10), (0.5, 10))]
     for name, r, nf in rows + [("L2HMC", l2, args.layers)]:
-        print(f"| {name} | {nf} | {r['acc']:.2f} | {r['rate']:.4f} +- {r['rate_err']:.4f} | {r['right']:.3f} +- {r['right_err']:.3f} "
-              f"| {r['x0sq']:.2f} |")
+        print(f"| {name} | {nf} | {r['acceptance']:.2f} | {r['rate']:.4f} +- {r['rate_err']:.4f} | {r['right']:.3f} +- {r['right_err']:.3f} "
+              f"| {r['x0_sq'].value:.2f} |")
     ratio = l2["rate"] / best["rate"]
     err = ratio * np.hypot(l2["rate_err"] / l2["rate"] if l2["rate"] else 0.0, best["rate_err"] / best["rate"])
     print(f"L2HMC / best HMC: {ratio:.4g} +- {err:.2g}; L2HMC tau_int(x_0) {tau:.2f} trajectories, ESS per force "

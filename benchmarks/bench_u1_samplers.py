@@ -20,7 +20,7 @@ of ``bench_l2hmc.py u1``; they leave out the networks of L2HMC and do not apply 
 (one action difference) or to flows (no force at all). Wall-clock time on one core is the axis on
 which all four can stand.
 
-Samplers (``--samplers``, default all whose models are given):
+Samplers (HMC and HMC + instanton always; L2HMC and flow-MCMC when their models are given):
   hmc            the library's Numba HMC (:func:`latticeml.samplers.build_sampler`), ``--hmc N,EPS``
                  (repeatable; default the best setting of the L2HMC benchmark, 4 x 0.15, and lecture
                  02's unit trajectory);
@@ -32,8 +32,8 @@ Samplers (``--samplers``, default all whose models are given):
 
 Run (the table in benchmarks/RESULTS.md):
   NUMBA_NUM_THREADS=1 NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_u1_samplers.py \\
-      --shape 16,16 --beta 4 --l2hmc u1_b4.npz --flow flow_b4.npz \\
-      --train-minutes l2hmc=70,flow=25 --n 20000 --hmc-chains 4 --l2hmc-n 2000 --flow-n 100000
+      --shape 16,16 --beta 4 --l2hmc u1_b4.npz --flow flow_b4_6000.npz \\
+      --train-minutes l2hmc=70,flow=31 --n 20000 --hmc-chains 4 --l2hmc-n 2000 --flow-n 100000
 """
 
 from __future__ import annotations
@@ -54,12 +54,12 @@ from latticeml.stats import gamma_method
 from latticeml.theories import make_theory
 
 
-def summary(name, Q, seconds_per_step, acceptance, V, beta, *, taus=None):
-    """One row: Q ``(n,)`` or ``(n, chains)`` of integer charges."""
+def summary(name, Q, seconds_per_step, acceptance, V, beta):
+    """One row: Q ``(n,)`` or ``(n, chains)`` of integer charges; tau_int(Q) is the mean over the chains
+    in which Q changed at least 20 times."""
     Q = np.asarray(Q, dtype=np.float64)
     Q2 = Q if Q.ndim == 2 else Q[:, None]
-    if taus is None:
-        taus = [gamma_method(Q2[:, c]).tau_int for c in range(Q2.shape[1]) if np.count_nonzero(np.diff(Q2[:, c])) >= 20]
+    taus = [gamma_method(Q2[:, c]).tau_int for c in range(Q2.shape[1]) if np.count_nonzero(np.diff(Q2[:, c])) >= 20]
     tau = float(np.mean(taus)) if taus else float("nan")
     tau_err = float(np.std(taus) / np.sqrt(len(taus))) if len(taus) > 1 else (gamma_method(Q2[:, 0]).tau_int_error if taus else float("nan"))
     chi = gamma_method(np.mean(Q2**2, axis=1) / V)
@@ -135,7 +135,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     shape = tuple(int(s) for s in a.shape.split(","))
     V = int(np.prod(shape))
-    settings = [tuple(float(x) for x in s.split(",")) for s in (a.hmc or ["4,0.15", f"{u1_topology.hmc_n_steps(shape[0], a.beta)},{1.0 / u1_topology.hmc_n_steps(shape[0], a.beta)}"])]
+    unit = u1_topology.hmc_n_steps(shape[0], a.beta)  # lecture 02's unit trajectory
+    settings = [tuple(float(x) for x in s.split(",")) for s in (a.hmc or ["4,0.15", f"{unit},{1.0 / unit}"])]
     train = {k: float(v) for k, v in (kv.split("=") for kv in a.train_minutes.split(",") if kv)}
     theory = make_theory("u1", shape, beta=a.beta)
     rows = []

@@ -79,10 +79,11 @@ def mixture_comparison(samplers: dict, target, *, n_chains: int, n: int, seed: i
     """Run every sampler of ``{name: (step, force evaluations per step)}`` on the two-mode ``target``
     with ``n_chains`` chains started in the left mode, ``n`` steps each.
 
-    Returns ``{name: {"rate", "rate_err", "acceptance", "x0", "x0_sq"}}``: basin transitions per 1000
-    force evaluations (mean and standard error over the chains), and the Gamma-method estimates
-    (:func:`latticeml.stats.gamma_method`, on the chain-averaged series) of <x_0> (exact 0) and
-    <x_0^2> (exact ``4^2 + 1 = 17`` for means at -+4 of unit width).
+    Returns ``{name: {"rate", "rate_err", "right", "right_err", "acceptance", "x0", "x0_sq", "chains"}}``:
+    basin transitions per 1000 force evaluations and the fraction of samples with x_0 > 0 (means and
+    standard errors over the chains), the Gamma-method estimates (:func:`latticeml.stats.gamma_method`,
+    on the chain-averaged series) of <x_0> (exact 0) and <x_0^2> (exact ``4^2 + 1 = 17`` for means at
+    -+4 of unit width), and the chains' x_0 ``(n, n_chains)``.
     """
     out = {}
     for name, (step, n_force) in samplers.items():
@@ -94,9 +95,12 @@ def mixture_comparison(samplers: dict, target, *, n_chains: int, n: int, seed: i
             x0[i] = state.x[:, 0]
             acc.append(info.acceptance)
         per_chain = 1000.0 * basin_transitions(x0) / (n * n_force)
-        out[name] = {"rate": float(per_chain.mean()), "rate_err": float(per_chain.std(ddof=1) / np.sqrt(n_chains)),
+        right = (x0 > 0).mean(axis=0)
+        se = np.sqrt(n_chains)
+        out[name] = {"rate": float(per_chain.mean()), "rate_err": float(per_chain.std(ddof=1) / se),
+                     "right": float(right.mean()), "right_err": float(right.std(ddof=1) / se),
                      "acceptance": float(np.mean(acc)), "x0": gamma_method(x0.mean(axis=1)),
-                     "x0_sq": gamma_method((x0**2).mean(axis=1))}
+                     "x0_sq": gamma_method((x0**2).mean(axis=1)), "chains": x0}
     return out
 
 
