@@ -220,3 +220,88 @@ def test_weight_grad_kernel_any_column_chunk(vc):
         gw = np.empty((co, ci, 9))
         conv._correlate_weight_grad(x.reshape(5, ci, 64), seed.reshape(5, co, 64), conv.neighbour_table((8, 8), (3, 3)), gw, vc)
         np.testing.assert_allclose(gw.reshape(w.shape), roll_reference_grads(x, w, seed)[1], rtol=1e-11, atol=1e-11)
+
+
+# ----------------------------------------------------------------------------- batch-last kernels
+
+def _batch_last(a):
+    """(B, C, *L) -> (C, V, B) C-contiguous."""
+    return np.ascontiguousarray(a.reshape(a.shape[0], a.shape[1], -1).transpose(1, 2, 0))
+
+
+@pytest.mark.parametrize("B,ci,co,lattice,kernel", GRAD_SHAPES + [(1, 2, 9, (4, 4), (3, 3)), (6, 9, 5, (4,), (3,))])
+def test_batch_last_kernels_match_roll_reference(B, ci, co, lattice, kernel):
+    """correlate_rows, its adjoint and weight_grad_rows on the full table against the np.roll reference
+    (batch sizes and channel counts that are not multiples of the four terms summed per pass)."""
+    from latticeml.autodiff import conv
+
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((B, ci) + lattice)
+    w = rng.standard_normal((co, ci) + kernel)
+    b = rng.standard_normal(co)
+    seed = rng.standard_normal((B, co) + lattice)
+    nbr = conv.neighbour_table(lattice, kernel)
+    V, K = nbr.shape[1], nbr.shape[0]
+    w3 = np.ascontiguousarray(w.reshape(co, ci, K))
+    out = np.empty((co, V, B))
+    conv.correlate_rows(_batch_last(x), w3, nbr, b, out)
+    np.testing.assert_allclose(out, _batch_last(roll_reference(x, w, b)), rtol=1e-12, atol=1e-12)
+    rx, rw, _ = roll_reference_grads(x, w, seed)
+    gx = np.full((ci, V, B), np.nan)  # overwritten everywhere
+    conv.correlate_rows_adjoint(_batch_last(seed), w3, nbr, gx)
+    np.testing.assert_allclose(gx, _batch_last(rx), rtol=1e-11, atol=1e-11)
+    gw = np.full((co, ci, K), np.nan)
+    conv.weight_grad_rows(_batch_last(x), _batch_last(seed), nbr, gw)
+    np.testing.assert_allclose(gw.reshape(w.shape), rw, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("lattice,kernel,n_layers", [((8, 8), (3, 3), 3), ((6, 5), (3, 1), 2), ((9,), (5,), 2), ((4, 4, 4), (3, 3, 3), 1)])
+def test_receptive_tables_evaluate_a_stack_only_where_it_is_read(lattice, kernel, n_layers):
+    """A stack of convolutions through receptive_tables equals the full stack at the wanted sites; the
+    gradients of <out, seed> through the pruned stack equal those of the full stack with seed zero elsewhere."""
+    from latticeml import autodiff as ad
+    from latticeml.autodiff import conv
+
+    rng = np.random.default_rng(14)
+    V = int(np.prod(lattice))
+    wanted = np.sort(rng.choice(V, size=max(1, V // 5), replace=False))
+    tables, sites = conv.receptive_tables(lattice, kernel, wanted, n_layers)
+    assert len(tables) == n_layers and len(sites) == n_layers + 1
+    np.testing.assert_array_equal(sites[-1], wanted)
+    full = conv.neighbour_table(lattice, kernel)
+    for j in range(n_layers):  # every table entry points at the right lattice site
+        np.testing.assert_array_equal(sites[j][tables[j]], full[:, sites[j + 1]])
+    channels = [2] + [3] * n_layers
+    B = 3
+    ws = [rng.standard_normal((channels[j + 1], channels[j]) + kernel) for j in range(n_layers)]
+    bs = [rng.standard_normal(channels[j + 1]) for j in range(n_layers)]
+    x = rng.standard_normal((B, channels[0]) + lattice)
+    seed = np.zeros((B, channels[-1], V))
+    seed[:, :, wanted] = rng.standard_normal((B, channels[-1], wanted.size))
+
+    def full_stack(x, *params):
+        h = x
+        for j in range(n_layers):
+            h = periodic_conv(h, params[2 * j], params[2 * j + 1])
+        return (h * seed.reshape(h.shape)).sum()
+
+    params = [p for pair in zip(ws, bs) for p in pair]
+    value, grads = ad.value_and_grad(full_stack, tuple(range(1 + 2 * n_layers)))(x, *params)
+
+    acts = [_batch_last(x)[:, sites[0]]]
+    for j in range(n_layers):
+        out = np.empty((channels[j + 1], tables[j].shape[1], B))
+        conv.correlate_rows(np.ascontiguousarray(acts[-1]), np.ascontiguousarray(ws[j].reshape(channels[j + 1], channels[j], -1)), tables[j], bs[j], out)
+        acts.append(out)
+    g = np.ascontiguousarray(seed[:, :, wanted].transpose(1, 2, 0))
+    assert (acts[-1] * g).sum() == pytest.approx(value, rel=1e-12)
+    for j in range(n_layers - 1, -1, -1):
+        gw = np.empty((channels[j + 1], channels[j], full.shape[0]))
+        conv.weight_grad_rows(acts[j], g, tables[j], gw)
+        np.testing.assert_allclose(gw.reshape(ws[j].shape), grads[1 + 2 * j], rtol=1e-10, atol=1e-10)
+        gin = np.empty(acts[j].shape)
+        conv.correlate_rows_adjoint(g, np.ascontiguousarray(ws[j].reshape(channels[j + 1], channels[j], -1)), tables[j], gin)
+        g = gin
+    gx = np.zeros((channels[0], V, B))
+    gx[:, sites[0]] = g
+    np.testing.assert_allclose(gx, _batch_last(grads[0]), rtol=1e-10, atol=1e-10)

@@ -182,6 +182,25 @@ def test_fused_layer_gradients_match_finite_differences(transform, K, rng):
     check_grads(lambda x, *p: u1_coupling_op(x, *p, **kw), z, *params, rng=rng)
 
 
+def test_conditioner_equals_the_engine_net_on_the_whole_lattice(rng):
+    """The fused layer evaluates its net only where the active plaquettes depend on it (the output layer on
+    the active stripe, the layer before on three stripes of four): the circle parameters must equal the
+    net run by the engine's periodic_conv on every site (an independent kernel) at the active sites."""
+    from latticeml.autodiff import Tensor
+
+    shape = (8, 12)
+    flow = flows.u1_flow(shape, n_layers=8, hidden=(8, 8), transform="spline", components=3, rng=np.random.default_rng(6))
+    theta = flow.prior.sample(rng, 5)
+    for layer in flow.layers:
+        x, cparams = layer.circle_parameters(theta)
+        plaq = np.mod(theta[:, 0] + np.roll(theta[:, 1], -1, axis=1) - np.roll(theta[:, 0], -1, axis=2) - theta[:, 1], TWO_PI)
+        fp = plaq * layer.masks["frozen"]
+        full = layer.net(Tensor(np.stack([np.cos(fp), np.sin(fp)], axis=1))).value  # (B, C, L0, L1)
+        active = layer.masks["active"].ravel() == 1.0
+        np.testing.assert_allclose(x, plaq.reshape(5, -1)[:, active], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(cparams, full.reshape(5, full.shape[1], -1)[:, :, active], rtol=1e-12, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- exactness of untrained flows
 
 

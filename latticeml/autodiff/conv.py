@@ -30,6 +30,24 @@ Backward. With g = dL/d(out):
                w'[i, o, d] = w[o, i, K-1-d]  (reversing the flat offset reverses every axis),
   dL/dweight[o, i, d] = sum_{b, s} g[b, o, s] x[b, i, nbr[d, s]],
   dL/dbias[o]         = sum_{b, s} g[b, o, s].
+
+Batch-last kernels (for many small configurations: the flows' coupling nets). In the layout
+``(C, n, B)`` every (channel, site) pair is a contiguous row of the B batch entries, so one term
+``w[o, i, d] x[i, nbr[d, s], :]`` is a row times a number: the batch runs in the SIMD lanes and
+the neighbour table is read once per B multiply-adds, with no gathers of single numbers (the
+sites-in-lanes idea of lattice QCD codes, P. Boyle et al., arXiv:1512.03487, with the batch in
+the lanes instead of the sites). Four terms are summed per pass over an accumulator row, so the
+row is loaded and stored once per four products. The tables may list a subset of the sites:
+``nbr`` (K, n) gives, for each of n output sites, the positions of its K neighbours among the
+input's sites, so a layer can be evaluated only where the next layer reads it
+(:func:`receptive_tables`). With g = dL/d(out) ``(O, n, B)``:
+
+  :func:`correlate_rows`          out[o, s, :] = bias[o] + sum_{i, d} w[o, i, d] x[i, nbr[d, s], :]
+  :func:`correlate_rows_adjoint`  gx[i, t, :]  = sum over (o, d, s) with nbr[d, s] = t of w[o, i, d] g[o, s, :]
+  :func:`weight_grad_rows`        gw[o, i, d]  = sum_{s, b} g[o, s, b] x[i, nbr[d, s], b]
+
+Measured on one core (8x8, batch 64, 3x3 kernel, 8 -> 8 channels): 0.26-0.30 ms for the forward
+and the weight gradient against 0.47-0.49 ms for the im2col kernels above.
 """
 
 from __future__ import annotations
@@ -41,7 +59,8 @@ from numba import njit
 
 from .tensor import custom_op
 
-__all__ = ["periodic_conv", "neighbour_table"]
+__all__ = ["periodic_conv", "neighbour_table", "receptive_tables", "correlate_rows", "correlate_rows_adjoint",
+           "weight_grad_rows"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -195,6 +214,156 @@ def _correlate_weight_grad(x, g, nbr, gw, vc):
                     for i in range(I):
                         for d in range(K):
                             gw[o, i, d] += tmp[o * K + d, i]
+
+
+# ----------------------------------------------------------------------------- batch-last kernels
+# Offsets into the flat arrays are uint64: with a signed index and a runtime offset Numba keeps its
+# negative-index wraparound select, and that blocks LLVM's loop vectorizer (measured: 4x slower).
+
+
+@njit(cache=True, fastmath={"contract"})
+def correlate_rows(x, w, nbr, bias, out):
+    """out[o, s, :] = bias[o] + sum_{i, d} w[o, i, d] x[i, nbr[d, s], :].
+
+    x (I, V_in, B), w (O, I, K), nbr (K, n) int64 positions in x's site axis, bias (O,),
+    out (O, n, B); float64, C order. See the module docstring (batch-last kernels).
+    """
+    I, V_in, B = x.shape
+    O = w.shape[0]
+    K, n = nbr.shape
+    IK = I * K
+    xf = x.reshape(I * V_in * B)
+    wf = w.reshape(O, IK)
+    start = np.empty(IK, np.uint64)  # where the row of term q = i K + d begins in xf
+    nb = np.uint64(B)
+    for s in range(n):
+        for i in range(I):
+            for d in range(K):
+                start[i * K + d] = np.uint64((i * V_in + nbr[d, s]) * B)
+        for o in range(O):
+            acc = out[o, s]
+            bo = bias[o]
+            for b in range(B):
+                acc[b] = bo
+            q = 0
+            while q + 4 <= IK:
+                w0, w1, w2, w3 = wf[o, q], wf[o, q + 1], wf[o, q + 2], wf[o, q + 3]
+                r0, r1, r2, r3 = start[q], start[q + 1], start[q + 2], start[q + 3]
+                for b in range(nb):
+                    acc[b] += w0 * xf[r0 + b] + w1 * xf[r1 + b] + w2 * xf[r2 + b] + w3 * xf[r3 + b]
+                q += 4
+            while q < IK:
+                w0, r0 = wf[o, q], start[q]
+                for b in range(nb):
+                    acc[b] += w0 * xf[r0 + b]
+                q += 1
+
+
+@njit(cache=True, fastmath={"contract"})
+def correlate_rows_adjoint(g, w, nbr, gx):
+    """The transpose of :func:`correlate_rows` in x: gx[i, t, :] = sum over (o, d, s) with
+    nbr[d, s] = t of w[o, i, d] g[o, s, :].
+
+    g (O, n, B), w (O, I, K), nbr (K, n), gx (I, V_in, B) overwritten (sites no table entry
+    names get 0). Scatter form, so a table of a subset of sites needs no inverse table.
+    """
+    O, n, B = g.shape
+    I = w.shape[1]
+    K = nbr.shape[0]
+    V_in = gx.shape[1]
+    gx[:] = 0.0
+    gf = g.reshape(O * n * B)
+    gxf = gx.reshape(I * V_in * B)
+    start = np.empty(O, np.uint64)  # where g[o, s, :] begins in gf
+    nb = np.uint64(B)
+    for s in range(n):
+        for o in range(O):
+            start[o] = np.uint64((o * n + s) * B)
+        for i in range(I):
+            for d in range(K):
+                t = np.uint64((i * V_in + nbr[d, s]) * B)
+                p = 0
+                while p + 4 <= O:
+                    w0, w1, w2, w3 = w[p, i, d], w[p + 1, i, d], w[p + 2, i, d], w[p + 3, i, d]
+                    r0, r1, r2, r3 = start[p], start[p + 1], start[p + 2], start[p + 3]
+                    for b in range(nb):
+                        gxf[t + b] += w0 * gf[r0 + b] + w1 * gf[r1 + b] + w2 * gf[r2 + b] + w3 * gf[r3 + b]
+                    p += 4
+                while p < O:
+                    w0, r0 = w[p, i, d], start[p]
+                    for b in range(nb):
+                        gxf[t + b] += w0 * gf[r0 + b]
+                    p += 1
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def weight_grad_rows(x, g, nbr, gw):
+    """gw[o, i, d] = sum_{s, b} g[o, s, b] x[i, nbr[d, s], b]; x (I, V_in, B), g (O, n, B), gw (O, I, K)
+    overwritten. Four output channels share each pass over an input row; the sums over the batch
+    are vectorised (``reassoc`` lets LLVM split them into lane-wise partial sums)."""
+    I = x.shape[0]
+    O, n, B = g.shape
+    K = nbr.shape[0]
+    gw[:] = 0.0
+    for s in range(n):
+        for i in range(I):
+            for d in range(K):
+                xr = x[i, nbr[d, s]]
+                o = 0
+                while o + 4 <= O:
+                    g0, g1, g2, g3 = g[o, s], g[o + 1, s], g[o + 2, s], g[o + 3, s]
+                    a0 = a1 = a2 = a3 = 0.0
+                    for b in range(B):
+                        v = xr[b]
+                        a0 += g0[b] * v
+                        a1 += g1[b] * v
+                        a2 += g2[b] * v
+                        a3 += g3[b] * v
+                    gw[o, i, d] += a0
+                    gw[o + 1, i, d] += a1
+                    gw[o + 2, i, d] += a2
+                    gw[o + 3, i, d] += a3
+                    o += 4
+                while o < O:
+                    g0 = g[o, s]
+                    a0 = 0.0
+                    for b in range(B):
+                        a0 += g0[b] * xr[b]
+                    gw[o, i, d] += a0
+                    o += 1
+
+
+@functools.lru_cache(maxsize=128)
+def _receptive_tables_cached(lattice: tuple, kernel: tuple, out_sites: tuple, n_layers: int):
+    full = _neighbour_table_cached(lattice, kernel)  # (K, V)
+    sites = [np.asarray(out_sites, dtype=np.int64)]
+    tables = []
+    for _ in range(n_layers):
+        needed = full[:, sites[0]]  # the lattice sites the layer reads, (K, n)
+        inputs = np.unique(needed)
+        position = np.full(full.shape[1], -1, dtype=np.int64)
+        position[inputs] = np.arange(inputs.size)
+        tables.insert(0, np.ascontiguousarray(position[needed]))
+        sites.insert(0, inputs)
+    for a in sites + tables:
+        a.flags.writeable = False
+    return tuple(tables), tuple(sites)
+
+
+def receptive_tables(lattice_shape, kernel_shape, out_sites, n_layers: int):
+    """Tables to evaluate a stack of ``n_layers`` periodic convolutions only where it is read.
+
+    The last layer is wanted at the flat sites ``out_sites``; layer j then needs its input only at
+    the sites its outputs read, ``sites[j]`` (sorted), which the layer before must produce. Returns
+    ``(tables, sites)``: ``sites[0..n_layers]`` with ``sites[n_layers] = out_sites``, and
+    ``tables[j]`` (K, len(sites[j + 1])) the positions within ``sites[j]`` of the neighbours of
+    each site of ``sites[j + 1]``, for :func:`correlate_rows`. With a 3x3 kernel and one stripe of
+    sites in four wanted (the U(1) flow), the layer before runs on three stripes, the ones before
+    that on all sites. Cached and read-only.
+    """
+    lattice = tuple(int(n) for n in lattice_shape)
+    kernel = tuple(int(k) for k in kernel_shape)
+    return _receptive_tables_cached(lattice, kernel, tuple(int(s) for s in out_sites), int(n_layers))
 
 
 def _check_conv_args(x, weight, bias):

@@ -24,12 +24,11 @@ Two implementations of the forward pass, tested against each other to 1e-12:
 * :meth:`AffineCoupling.reference_forward` -- the formula above written with the autodiff engine's
   operations (the textbook version, about 20 tape nodes per layer);
 * :meth:`AffineCoupling.forward` -- the same numbers from one custom operation (:data:`coupling_op`)
-  with a hand-written backward: the engine's periodic-convolution kernels called directly, the
-  activations, the affine map and the log-determinant fused, one tape node per layer instead of
-  about twenty. Measured in ``benchmarks/bench_flows.py``.
-
-(A variant that lays the whole batch out as one lattice of B V sites, to turn B small matrix
-products into a few large ones, was measured slower: the gathers then leave the L1 cache.)
+  with a hand-written backward: the activations, the affine map and the log-determinant fused, one
+  tape node per layer instead of about twenty, and the net run by the batch-last kernels of
+  :mod:`latticeml.autodiff.conv` (the batch in the SIMD lanes) only where the active sites depend
+  on it (:func:`~latticeml.autodiff.conv.receptive_tables`: with checkerboard masks the output layer
+  runs on the active half). Measured in ``benchmarks/bench_flows.py``.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from numba import njit
 
 from ..autodiff import nn
 from ..autodiff import ops as F
-from ..autodiff.conv import _correlate, _correlate_weight_grad, _site_chunk, neighbour_table
+from ..autodiff.conv import correlate_rows, correlate_rows_adjoint, receptive_tables, weight_grad_rows
 from ..autodiff.tensor import Tensor, custom_op, no_grad
 from ..lattice import check_shape
 
@@ -88,52 +87,42 @@ def _activation_grad(g, h, a, kind, slope):
     return g
 
 
-def _conv(a, w, b, nbr):
-    """Periodic convolution of a batch a (B, I, V) with w (O, I, K): (B, O, V)."""
-    B, I, V = a.shape
-    O, K = w.shape[0], w.shape[2]
-    out = np.empty((B, O, V))
-    _correlate(a, w, nbr, b, out, _site_chunk(O, I, K, V))
-    return out
-
-
-def _run_net(inputs, weights, biases, layout, nbr):
-    """The conv net on its input, ``(B, V)`` (one channel) or ``(B, C, V)``: pre-activations and
-    activations of every layer (``posts[0]`` the input, ``posts[-1]`` the output ``(B, O, V)``).
-    Shared by the affine couplings here and the U(1) couplings of :mod:`latticeml.flows.u1`."""
-    a = inputs if inputs.ndim == 3 else inputs.reshape(inputs.shape[0], 1, inputs.shape[1])
+def _run_net(inputs, weights, biases, layout, tables):
+    """The conv net in the batch-last layout (:mod:`latticeml.autodiff.conv`): ``inputs`` ``(C, n_0, B)``
+    on the sites ``sites[0]`` of :func:`~latticeml.autodiff.conv.receptive_tables`, layer j evaluated at
+    ``sites[j + 1]`` through ``tables[j]``. Returns the pre-activations and activations of every layer
+    (``posts[0]`` the input, ``posts[-1]`` the output ``(O, n_last, B)``). Shared by the affine couplings
+    here and the U(1) couplings of :mod:`latticeml.flows.u1`."""
+    a = inputs
     pres, posts = [], [a]
-    for w, b, (kind, slope) in zip(weights, biases, layout):
-        h = _conv(a, w, b, nbr)
+    for w, b, (kind, slope), nbr in zip(weights, biases, layout, tables):
+        h = np.empty((w.shape[0], nbr.shape[1], a.shape[2]))
+        correlate_rows(a, w, nbr, b, h)
         a = _activate(h, kind, slope)
         pres.append(h)
         posts.append(a)
     return pres, posts
 
 
-def _net_backward(ga, weights, pres, posts, layout, nbr, pshapes, needs, grads, *, input_grad):
-    """Reverse pass of :func:`_run_net` from ``ga = dL/d(net output)`` ``(B, O, V)``.
+def _net_backward(ga, weights, pres, posts, layout, tables, pshapes, needs, grads, *, input_grad):
+    """Reverse pass of :func:`_run_net` from ``ga = dL/d(net output)`` ``(O, n_last, B)``.
 
     The op's positional arguments are ``(x, w0, b0, w1, b1, ...)``: the gradients of ``w_j``, ``b_j``
     go to ``grads[1 + 2 j]``, ``grads[2 + 2 j]`` where ``needs`` asks for them. Returns
-    ``dL/d(net input)`` ``(B, C, V)`` if ``input_grad``, else None.
+    ``dL/d(net input)`` ``(C, n_0, B)`` if ``input_grad``, else None.
     """
-    B, V = ga.shape[0], ga.shape[2]
     for j in range(len(weights) - 1, -1, -1):
-        w = weights[j]
-        O, I, K = w.shape
+        w, nbr = weights[j], tables[j]
         gh = _activation_grad(ga, pres[j], posts[j + 1], *layout[j])
         if needs[1 + 2 * j]:
-            gw = np.empty((O, I, K))
-            _correlate_weight_grad(posts[j], gh, nbr, gw, _site_chunk(O, I, K, V))
+            gw = np.empty(w.shape)
+            weight_grad_rows(posts[j], gh, nbr, gw)
             grads[1 + 2 * j] = gw.reshape(pshapes[2 * j])
         if needs[2 + 2 * j]:
-            grads[2 + 2 * j] = gh.sum(axis=(0, 2))
+            grads[2 + 2 * j] = gh.sum(axis=(1, 2))
         if j > 0 or input_grad:
-            # input gradient: correlation with the flipped, transposed kernel (see autodiff/conv.py)
-            w_flipped = np.ascontiguousarray(w[:, :, ::-1].transpose(1, 0, 2))  # (I, O, K)
-            ga = np.empty((B, I, V))
-            _correlate(gh, w_flipped, nbr, np.zeros(I), ga, _site_chunk(I, O, K, V))
+            ga = np.empty(posts[j].shape)
+            correlate_rows_adjoint(gh, w, nbr, ga)
         else:
             ga = None
     return ga
@@ -149,40 +138,48 @@ def _unpack(params, layout):
     return weights, biases
 
 
+def _batch_last(a):
+    """``(B, V)`` -> ``(1, V, B)`` C-contiguous: one input channel in the nets' batch-last layout."""
+    return np.ascontiguousarray(a.T).reshape(1, a.shape[1], a.shape[0])
+
+
 def _coupling_fwd(x, *params, mask, layout, kernel):
     """``(B, V + 1)`` = [y flattened | log det], and the residuals of the backward."""
     B = x.shape[0]
     x2 = np.ascontiguousarray(x, dtype=np.float64).reshape(B, -1)
-    V = x2.shape[1]
-    m = mask.reshape(1, V)
-    nbr = neighbour_table(x.shape[1:], kernel)
+    active = np.flatnonzero(mask == 0.0)
+    tables, sites = receptive_tables(x.shape[1:], kernel, active, len(layout))
     weights, biases = _unpack(params, layout)
-    frozen = x2 * m
-    pres, posts = _run_net(frozen, weights, biases, layout, nbr)
-    s, t = posts[-1][:, 0], posts[-1][:, 1]  # channel 0: scale, channel 1: shift
+    net_input = _batch_last((x2 * mask)[:, sites[0]])  # the net reads m x (where the active sites depend on it)
+    pres, posts = _run_net(net_input, weights, biases, layout, tables)
+    s, t = posts[-1][0].T, posts[-1][1].T  # channel 0: scale, channel 1: shift; (B, n_active)
     es = np.exp(s)
-    active = 1.0 - m
+    V = x2.shape[1]
     out = np.empty((B, V + 1))
-    out[:, :V] = frozen + active * (x2 * es + t)
-    out[:, V] = (active * s).sum(axis=1)
+    out[:, :V] = x2
+    out[:, active] = x2[:, active] * es + t
+    out[:, V] = s.sum(axis=1)
     shapes = (x.shape, tuple(np.shape(p) for p in params))
-    return out, (x2, m, nbr, weights, pres, posts, es, layout, shapes)
+    return out, (x2, mask, active, sites[0], tables, weights, pres, posts, es, layout, shapes)
 
 
 def _coupling_bwd(g, residuals, needs):
-    x2, m, nbr, weights, pres, posts, es, layout, (xshape, pshapes) = residuals
+    x2, mask, active, read, tables, weights, pres, posts, es, layout, (xshape, pshapes) = residuals
     B, V = x2.shape
     gy, glogdet = g[:, :V], g[:, V:]
-    active = 1.0 - m
-    # y = m x + (1 - m)(x e^s + t),  log det = sum_x (1 - m) s
-    gs = active * (gy * x2 * es + glogdet)
-    gt = active * gy
-    ga = np.stack([gs, gt], axis=1)  # dL/d(net output), (B, 2, V)
+    # at the active sites y = x e^s + t, and log det = sum_active s
+    gy_active = gy[:, active]
+    gs = gy_active * x2[:, active] * es + glogdet
+    ga = np.empty((2,) + gs.T.shape)  # dL/d(net output), (2, n_active, B)
+    ga[0], ga[1] = gs.T, gy_active.T
     grads = [None] * len(needs)
-    ga = _net_backward(ga, weights, pres, posts, layout, nbr, pshapes, needs, grads, input_grad=needs[0])
+    ga = _net_backward(ga, weights, pres, posts, layout, tables, pshapes, needs, grads, input_grad=needs[0])
     if needs[0]:
-        # x enters directly (m x and x e^s) and through the net's input m x
-        grads[0] = (gy * (m + active * es) + ga.reshape(B, V) * m).reshape(xshape)
+        # x enters directly (y = x on the frozen sites, x e^s on the active ones) and through the net's input m x
+        gx = gy.copy()
+        gx[:, read] += mask[read] * ga[0].T
+        gx[:, active] = gy_active * es
+        grads[0] = gx.reshape(xshape)
     return tuple(grads)
 
 
@@ -273,7 +270,11 @@ class AffineCoupling(nn.Module):
         return y, out[:, V]
 
     def scale_and_shift(self, frozen) -> tuple[np.ndarray, np.ndarray]:
-        """``(s, t)`` of the net on a batch of (masked) fields, plain arrays ``(B, *shape)``, no tape."""
+        """``(s, t)`` of the net on a batch of (masked) fields, plain arrays ``(B, *shape)``, no tape.
+
+        Only the active sites' values are used by the layer; on the fused path the net is evaluated
+        only where they depend on it and ``s = t = 0`` on the frozen sites.
+        """
         frozen = np.asarray(frozen, dtype=np.float64)
         B = frozen.shape[0]
         if self._convs is None:
@@ -284,10 +285,12 @@ class AffineCoupling(nn.Module):
             [a for c in self._convs for a in (c.weight.value, c.bias.value if c.bias is not None else np.zeros(c.weight.shape[0]))],
             self._layout,
         )
-        nbr = neighbour_table(self.shape, self._convs[0].weight.shape[2:])
-        _, posts = _run_net(frozen.reshape(B, -1), weights, biases, self._layout, nbr)
-        st = posts[-1].reshape((B, 2) + self.shape)
-        return st[:, 0], st[:, 1]
+        active = np.flatnonzero(self._mask_flat == 0.0)
+        tables, sites = receptive_tables(self.shape, self._convs[0].weight.shape[2:], active, len(self._layout))
+        _, posts = _run_net(_batch_last(frozen.reshape(B, -1)[:, sites[0]]), weights, biases, self._layout, tables)
+        s, t = np.zeros((B, self._mask_flat.size)), np.zeros((B, self._mask_flat.size))
+        s[:, active], t[:, active] = posts[-1][0].T, posts[-1][1].T
+        return s.reshape((B,) + self.shape), t.reshape((B,) + self.shape)
 
     def inverse(self, y) -> tuple[np.ndarray, np.ndarray]:
         """``(x, log_det)`` with ``x = m y + (1 - m)(y - t) e^{-s}`` and ``log_det = -sum (1 - m) s``

@@ -35,8 +35,9 @@ Layer stack (the tutorial's, :func:`u1_flow`): layer i uses ``mu = i mod 2``, ``
 so 8 consecutive layers update every link once.
 
 The layer is one custom operation of the autodiff engine (:data:`u1_coupling_op`): the periodic
-conv net of :mod:`latticeml.flows.coupling` (shared kernels) for the hidden layers, its linear
-output layer evaluated at the active sites only (the others' parameters are never used), the circle map and its exact
+conv net of :mod:`latticeml.flows.coupling` (shared batch-last kernels), evaluated only where the
+active plaquettes depend on it (with 3x3 kernels: the linear output layer on the active stripe, the
+hidden layer before it on three stripes of four, the first on every site), the circle map and its exact
 derivatives in Numba (:mod:`latticeml.flows.circle`), the plaquette map and its transpose of
 :mod:`latticeml.autodiff.u1`; one tape node per layer, backward by hand (checked against finite
 differences in ``tests/test_flows_u1.py``).
@@ -51,7 +52,7 @@ from numba import njit
 
 from ..autodiff import nn
 from ..autodiff import ops as F
-from ..autodiff.conv import neighbour_table
+from ..autodiff.conv import receptive_tables
 from ..autodiff.tensor import Tensor, custom_op
 from ..autodiff.u1 import plaquette_map, plaquette_map_transpose
 from ..checks import check_count, check_rng
@@ -146,81 +147,24 @@ class HaarPrior:
 # ----------------------------------------------------------------------------- the fused layer
 
 
-def _active_table(lattice, kernel, active):
-    """The conv neighbour table restricted to the active sites, ``(K, n_active)``."""
-    return np.ascontiguousarray(neighbour_table(lattice, kernel)[:, active])
-
-
 def _plaquettes(theta):
     """Plaquette angles ``(B, V)`` in ``[0, 2 pi)`` of links ``(B, 2, L0, L1)``."""
     return np.mod(plaquette_map(theta)[:, 0].reshape(theta.shape[0], -1), TWO_PI)
 
 
-def _output_layer(h, w, bias, nbr):
-    """The net's last (linear) conv at the active sites only: ``out[b, o, s] = bias[o] +
-    sum_{i, d} w[o, i, d] h[b, i, nbr[d, s]]`` for h (B, I, V), w (O, I, K), nbr (K, n).
-
-    Gathers the n-site neighbourhoods once into ``cols`` (B n, I K) (kept for the backward) and makes
-    one matrix product: a quarter of the sites, one BLAS call instead of one per configuration.
-    Returns ``(out (B, O, n), cols)``.
-    """
-    B, I, _ = h.shape
-    O, _, K = w.shape
-    n = nbr.shape[1]
-    cols = np.empty((B * n, I * K))
-    _gather(h, nbr, cols)
-    out = cols @ w.reshape(O, I * K).T + bias
-    return np.ascontiguousarray(out.reshape(B, n, O).transpose(0, 2, 1)), cols
-
-
-@njit(cache=True)
-def _gather(h, nbr, cols):
-    """cols[b n + s, i K + d] = h[b, i, nbr[d, s]]."""
-    B, I, _ = h.shape
-    K, n = nbr.shape
-    for b in range(B):
-        for s in range(n):
-            row = b * n + s
-            for i in range(I):
-                for d in range(K):
-                    cols[row, i * K + d] = h[b, i, nbr[d, s]]
-
-
-@njit(cache=True)
-def _scatter_add(g_cols, nbr, gh):
-    """gh[b, i, nbr[d, s]] += g_cols[b, s, i, d]: the transpose of the gather in :func:`_output_layer`."""
-    B, n, I, K = g_cols.shape
-    for b in range(B):
-        for s in range(n):
-            for i in range(I):
-                for d in range(K):
-                    gh[b, i, nbr[d, s]] += g_cols[b, s, i, d]
-
-
-def _output_layer_backward(cols, w, g, nbr, hidden_shape):
-    """VJP of :func:`_output_layer` for the cotangent g (B, O, n): ``(gw (O, I, K), gb (O,), gh (B, I, V))``."""
-    B, O, n = g.shape
-    _, I, K = w.shape
-    G = np.ascontiguousarray(g.transpose(0, 2, 1)).reshape(B * n, O)
-    gw = (G.T @ cols).reshape(O, I, K)
-    gh = np.zeros(hidden_shape)
-    _scatter_add((G @ w.reshape(O, I * K)).reshape(B, n, I, K), nbr, gh)
-    return gw, G.sum(axis=0), gh
-
-
-def _conditioner(plaq, frozen_mask, weights, biases, layout, nbr, nbr_active):
+def _conditioner(plaq, frozen_mask, weights, biases, layout, tables, read):
     """The net on ``[cos, sin]`` of the masked plaquettes ``m P`` (so ``(1, 0)`` off the frozen ones, as in
-    the tutorial): ``(pre-activations, activations, circle parameters (B, C, n_active), cols)``; the hidden
-    layers run on every site (:func:`latticeml.flows.coupling._run_net`, ``posts[0]`` the input
-    ``(B, 2, V)``), the linear output layer only at the active sites (:func:`_output_layer`, which
-    also returns its gathered input ``cols``)."""
-    fp = plaq * frozen_mask
-    inp = np.empty((plaq.shape[0], 2, plaq.shape[1]))
-    np.cos(fp, out=inp[:, 0])
-    np.sin(fp, out=inp[:, 1])
-    pres, posts = _run_net(inp, weights[:-1], biases[:-1], layout[:-1], nbr)
-    cparams, cols = _output_layer(posts[-1], weights[-1], biases[-1], nbr_active)
-    return pres, posts, cparams, cols
+    the tutorial), in the batch-last layout of :func:`latticeml.flows.coupling._run_net`, evaluated only
+    where the active sites' parameters depend on it (:func:`latticeml.autodiff.conv.receptive_tables`:
+    with 3x3 kernels the output layer runs on the active stripe, the one before on three stripes of
+    four). ``read`` are the sites the first layer reads. Returns ``(pre-activations, activations,
+    circle parameters (B, C, n_active))``, ``posts[0]`` the input ``(2, len(read), B)``."""
+    fp = (plaq * frozen_mask)[:, read].T
+    inp = np.empty((2,) + fp.shape)
+    np.cos(fp, out=inp[0])
+    np.sin(fp, out=inp[1])
+    pres, posts = _run_net(inp, weights, biases, layout, tables)
+    return pres, posts, np.ascontiguousarray(posts[-1].transpose(2, 0, 1))
 
 
 def _u1_fwd(theta, *params, mu, sign, active, frozen, layout, kernel, kind):
@@ -229,10 +173,9 @@ def _u1_fwd(theta, *params, mu, sign, active, frozen, layout, kernel, kind):
     lattice = theta.shape[2:]
     V = int(np.prod(lattice))
     weights, biases = _unpack(params, layout)
-    nbr = neighbour_table(lattice, kernel)
-    nbr_active = _active_table(lattice, kernel, active)
+    tables, sites = receptive_tables(lattice, kernel, active, len(layout))
     plaq = _plaquettes(theta)
-    pres, posts, cparams, cols = _conditioner(plaq, frozen, weights, biases, layout, nbr, nbr_active)
+    pres, posts, cparams = _conditioner(plaq, frozen, weights, biases, layout, tables, sites[0])
     x = np.ascontiguousarray(plaq[:, active])
     y, logd = circle_forward(kind, x, cparams)
     links = theta.reshape(B, D, V)
@@ -241,33 +184,28 @@ def _u1_fwd(theta, *params, mu, sign, active, frozen, layout, kernel, kind):
     new[...] = links
     new[:, mu, active] = wrap_angle(links[:, mu, active] + sign * (y - x))  # only the changed links
     out[:, D * V] = logd.sum(axis=1)
-    residuals = (theta.shape, plaq, x, cparams, cols, pres, posts, weights, nbr, nbr_active, tuple(np.shape(p) for p in params),
+    residuals = (theta.shape, x, cparams, pres, posts, weights, tables, sites[0], tuple(np.shape(p) for p in params),
                  (mu, sign, active, frozen, layout, kind))
     return out, residuals
 
 
 def _u1_bwd(g, residuals, needs):
-    shape, plaq, x, cparams, cols, pres, posts, weights, nbr, nbr_active, pshapes, (mu, sign, active, frozen, layout, kind) = residuals
+    shape, x, cparams, pres, posts, weights, tables, read, pshapes, (mu, sign, active, frozen, layout, kind) = residuals
     B, D = shape[:2]
-    V = plaq.shape[1]
+    V = frozen.size
     g = np.asarray(g, dtype=np.float64)
     g_links = g[:, : D * V].reshape(B, D, V)
     g_logdet = g[:, D * V]
     a = sign * g_links[:, mu, active]  # cotangent of y (and -a of x, through y - x)
     gx, gparams = circle_backward(kind, x, cparams, a, g_logdet[:, None])
     grads = [None] * len(needs)
-    last = len(weights) - 1  # the output layer, at the active sites
-    gw, gb, g_hidden = _output_layer_backward(cols, weights[last], gparams, nbr_active, posts[-1].shape)
-    if needs[1 + 2 * last]:
-        grads[1 + 2 * last] = gw.reshape(pshapes[2 * last])
-    if needs[2 + 2 * last]:
-        grads[2 + 2 * last] = gb
-    g_in = _net_backward(g_hidden, weights[:last], pres, posts, layout[:last], nbr, pshapes, needs, grads, input_grad=needs[0])
+    g_out = np.ascontiguousarray(gparams.transpose(1, 2, 0))  # (C, n_active, B), the net's layout
+    g_in = _net_backward(g_out, weights, pres, posts, layout, tables, pshapes, needs, grads, input_grad=needs[0])
     if needs[0]:
         g_plaq = np.zeros((B, V))
         g_plaq[:, active] = gx - a
-        cos_fp, sin_fp = posts[0][:, 0], posts[0][:, 1]  # the net's input
-        g_plaq += frozen * (cos_fp * g_in[:, 1] - sin_fp * g_in[:, 0])
+        cos_fp, sin_fp = posts[0][0].T, posts[0][1].T  # the net's input
+        g_plaq[:, read] += frozen[read] * (cos_fp * g_in[1].T - sin_fp * g_in[0].T)
         grads[0] = (g_links + plaquette_map_transpose(g_plaq.reshape((B, 1) + shape[2:])).reshape(B, D, V)).reshape(shape)
     return tuple(grads)
 
@@ -355,9 +293,9 @@ class U1EquivariantCoupling(nn.Module):
         """``(active plaquette angles (B, n_active) in [0, 2 pi), circle parameters (B, C, n_active))``, no tape."""
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         weights, biases = _unpack(self._params(values=True), self._layout)
+        tables, sites = receptive_tables(self.shape, self._kernel, self._active, len(self._layout))
         plaq = _plaquettes(theta)
-        _, _, cparams, _ = _conditioner(plaq, self._frozen, weights, biases, self._layout, neighbour_table(self.shape, self._kernel),
-                                     _active_table(self.shape, self._kernel, self._active))
+        _, _, cparams = _conditioner(plaq, self._frozen, weights, biases, self._layout, tables, sites[0])
         return np.ascontiguousarray(plaq[:, self._active]), cparams
 
     def inverse(self, theta) -> tuple[np.ndarray, np.ndarray]:
