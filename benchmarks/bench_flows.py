@@ -435,6 +435,8 @@ def main(argv=None):
     ap.add_argument("--compare", metavar="MODEL", help="flow-MCMC with MODEL vs HMC vs Metropolis (phi^4)")
     ap.add_argument("--theory", choices=["phi4", "u1"], default="phi4", help="workload (default phi4)")
     args = ap.parse_args(argv)
+    if args.compare and not os.path.isfile(args.compare):
+        ap.error(f"no such model file: {args.compare}")
     if args.compare:
         compare(args.compare)
     elif args.quality:

@@ -31,6 +31,7 @@ Run:  NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py ga
 from __future__ import annotations
 
 import argparse
+import os
 import functools
 import time
 
@@ -213,6 +214,8 @@ def main():
     p.add_argument("--hmc-lengths", default=None, help="u1: HMC leapfrog steps per trajectory to compare, e.g. 4,8,16 (default: the model's layers)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
+    if args.model and not os.path.isfile(args.model):
+        p.error(f"no such model file: {args.model}")
     {"gaussian": bench_gaussian, "u1": bench_u1, "mixture": bench_mixture}[args.workload](args)
 
 

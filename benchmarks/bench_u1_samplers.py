@@ -39,6 +39,7 @@ Run (the table in benchmarks/RESULTS.md):
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -133,6 +134,9 @@ def main(argv=None):
     p.add_argument("--amortise", type=int, default=1000, help="independent Q samples the training is spread over")
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
+    for model in (a.l2hmc, a.flow):
+        if model and not os.path.isfile(model):
+            p.error(f"no such model file: {model}")
     shape = tuple(int(s) for s in a.shape.split(","))
     V = int(np.prod(shape))
     unit = u1_topology.hmc_n_steps(shape[0], a.beta)  # lecture 02's unit trajectory
