@@ -36,8 +36,9 @@ Batch-last kernels (for many small configurations: the flows' coupling nets). In
 ``w[o, i, d] x[i, nbr[d, s], :]`` is a row times a number: the batch runs in the SIMD lanes and
 the neighbour table is read once per B multiply-adds, with no gathers of single numbers (the
 sites-in-lanes idea of lattice QCD codes, P. Boyle et al., arXiv:1512.03487, with the batch in
-the lanes instead of the sites). Four terms are summed per pass over an accumulator row, so the
-row is loaded and stored once per four products. The tables may list a subset of the sites:
+the lanes instead of the sites). Four terms are summed per pass over two accumulator rows (two
+output channels in the forward, two input channels in the adjoint), so each row is loaded and
+stored once per four products and each input row read once for eight. The tables may list a subset of the sites:
 ``nbr`` (K, n) gives, for each of n output sites, the positions of its K neighbours among the
 input's sites, so a layer can be evaluated only where the next layer reads it
 (:func:`receptive_tables`). With g = dL/d(out) ``(O, n, B)``:
@@ -46,8 +47,9 @@ input's sites, so a layer can be evaluated only where the next layer reads it
   :func:`correlate_rows_adjoint`  gx[i, t, :]  = sum over (o, d, s) with nbr[d, s] = t of w[o, i, d] g[o, s, :]
   :func:`weight_grad_rows`        gw[o, i, d]  = sum_{s, b} g[o, s, b] x[i, nbr[d, s], b]
 
-Measured on one core (8x8, batch 64, 3x3 kernel, 8 -> 8 channels): 0.26-0.30 ms for the forward
-and the weight gradient against 0.47-0.49 ms for the im2col kernels above.
+Measured on one core (8x8, batch 64, 3x3 kernel, 8 -> 8 channels): 0.19 ms for the forward and
+0.18-0.30 ms for the weight gradient against 0.47-0.49 ms for the im2col kernels above
+(``benchmarks/RESULTS.md``, issue 14).
 """
 
 from __future__ import annotations
@@ -226,13 +228,15 @@ def correlate_rows(x, w, nbr, bias, out):
     """out[o, s, :] = bias[o] + sum_{i, d} w[o, i, d] x[i, nbr[d, s], :].
 
     x (I, V_in, B), w (O, I, K), nbr (K, n) int64 positions in x's site axis, bias (O,),
-    out (O, n, B); float64, C order. See the module docstring (batch-last kernels).
+    out (O, n, B); float64, C order. See the module docstring (batch-last kernels): output
+    channels in pairs, four input rows per pass over the two accumulator rows.
     """
     I, V_in, B = x.shape
     O = w.shape[0]
     K, n = nbr.shape
     IK = I * K
     xf = x.reshape(I * V_in * B)
+    of = out.reshape(O * n * B)
     wf = w.reshape(O, IK)
     start = np.empty(IK, np.uint64)  # where the row of term q = i K + d begins in xf
     nb = np.uint64(B)
@@ -240,23 +244,45 @@ def correlate_rows(x, w, nbr, bias, out):
         for i in range(I):
             for d in range(K):
                 start[i * K + d] = np.uint64((i * V_in + nbr[d, s]) * B)
-        for o in range(O):
-            acc = out[o, s]
-            bo = bias[o]
-            for b in range(B):
-                acc[b] = bo
+        o = 0
+        while o < O:
+            pair = o + 1 < O  # the last channel of an odd count goes alone
+            a0 = np.uint64((o * n + s) * B)
+            a1 = np.uint64(((o + 1) * n + s) * B) if pair else a0
+            c0 = bias[o]
+            c1 = bias[o + 1] if pair else 0.0
+            for b in range(nb):
+                of[a0 + b] = c0
+            if pair:
+                for b in range(nb):
+                    of[a1 + b] = c1
             q = 0
             while q + 4 <= IK:
-                w0, w1, w2, w3 = wf[o, q], wf[o, q + 1], wf[o, q + 2], wf[o, q + 3]
                 r0, r1, r2, r3 = start[q], start[q + 1], start[q + 2], start[q + 3]
-                for b in range(nb):
-                    acc[b] += w0 * xf[r0 + b] + w1 * xf[r1 + b] + w2 * xf[r2 + b] + w3 * xf[r3 + b]
+                u0, u1, u2, u3 = wf[o, q], wf[o, q + 1], wf[o, q + 2], wf[o, q + 3]
+                if pair:
+                    v0, v1, v2, v3 = wf[o + 1, q], wf[o + 1, q + 1], wf[o + 1, q + 2], wf[o + 1, q + 3]
+                    for b in range(nb):
+                        x0, x1, x2, x3 = xf[r0 + b], xf[r1 + b], xf[r2 + b], xf[r3 + b]
+                        of[a0 + b] += u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3
+                        of[a1 + b] += v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3
+                else:
+                    for b in range(nb):
+                        of[a0 + b] += u0 * xf[r0 + b] + u1 * xf[r1 + b] + u2 * xf[r2 + b] + u3 * xf[r3 + b]
                 q += 4
             while q < IK:
-                w0, r0 = wf[o, q], start[q]
-                for b in range(nb):
-                    acc[b] += w0 * xf[r0 + b]
+                r0, u0 = start[q], wf[o, q]
+                if pair:
+                    v0 = wf[o + 1, q]
+                    for b in range(nb):
+                        x0 = xf[r0 + b]
+                        of[a0 + b] += u0 * x0
+                        of[a1 + b] += v0 * x0
+                else:
+                    for b in range(nb):
+                        of[a0 + b] += u0 * xf[r0 + b]
                 q += 1
+            o += 2
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -265,7 +291,8 @@ def correlate_rows_adjoint(g, w, nbr, gx):
     nbr[d, s] = t of w[o, i, d] g[o, s, :].
 
     g (O, n, B), w (O, I, K), nbr (K, n), gx (I, V_in, B) overwritten (sites no table entry
-    names get 0). Scatter form, so a table of a subset of sites needs no inverse table.
+    names get 0). Scatter form, so a table of a subset of sites needs no inverse table; input
+    channels in pairs, four output rows per pass.
     """
     O, n, B = g.shape
     I = w.shape[1]
@@ -279,21 +306,39 @@ def correlate_rows_adjoint(g, w, nbr, gx):
     for s in range(n):
         for o in range(O):
             start[o] = np.uint64((o * n + s) * B)
-        for i in range(I):
-            for d in range(K):
-                t = np.uint64((i * V_in + nbr[d, s]) * B)
+        for d in range(K):
+            i = 0
+            while i < I:
+                pair = i + 1 < I
+                t0 = np.uint64((i * V_in + nbr[d, s]) * B)
+                t1 = np.uint64(((i + 1) * V_in + nbr[d, s]) * B) if pair else t0
                 p = 0
                 while p + 4 <= O:
-                    w0, w1, w2, w3 = w[p, i, d], w[p + 1, i, d], w[p + 2, i, d], w[p + 3, i, d]
                     r0, r1, r2, r3 = start[p], start[p + 1], start[p + 2], start[p + 3]
-                    for b in range(nb):
-                        gxf[t + b] += w0 * gf[r0 + b] + w1 * gf[r1 + b] + w2 * gf[r2 + b] + w3 * gf[r3 + b]
+                    u0, u1, u2, u3 = w[p, i, d], w[p + 1, i, d], w[p + 2, i, d], w[p + 3, i, d]
+                    if pair:
+                        v0, v1, v2, v3 = w[p, i + 1, d], w[p + 1, i + 1, d], w[p + 2, i + 1, d], w[p + 3, i + 1, d]
+                        for b in range(nb):
+                            g0, g1, g2, g3 = gf[r0 + b], gf[r1 + b], gf[r2 + b], gf[r3 + b]
+                            gxf[t0 + b] += u0 * g0 + u1 * g1 + u2 * g2 + u3 * g3
+                            gxf[t1 + b] += v0 * g0 + v1 * g1 + v2 * g2 + v3 * g3
+                    else:
+                        for b in range(nb):
+                            gxf[t0 + b] += u0 * gf[r0 + b] + u1 * gf[r1 + b] + u2 * gf[r2 + b] + u3 * gf[r3 + b]
                     p += 4
                 while p < O:
-                    w0, r0 = w[p, i, d], start[p]
-                    for b in range(nb):
-                        gxf[t + b] += w0 * gf[r0 + b]
+                    r0, u0 = start[p], w[p, i, d]
+                    if pair:
+                        v0 = w[p, i + 1, d]
+                        for b in range(nb):
+                            g0 = gf[r0 + b]
+                            gxf[t0 + b] += u0 * g0
+                            gxf[t1 + b] += v0 * g0
+                    else:
+                        for b in range(nb):
+                            gxf[t0 + b] += u0 * gf[r0 + b]
                     p += 1
+                i += 2
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
