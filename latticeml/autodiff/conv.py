@@ -25,7 +25,8 @@ plain Numba loops in ``benchmarks/bench_autodiff.py``: 3-5x faster at 8 channels
 products are small (fits in cache, no (C_in K x B V) buffer) and run on one thread; large
 lattices are split into chunks of sites so that BLAS never goes multi-threaded inside the loop.
 
-Backward. With g = dL/d(out):
+Backward. With g = dL/d(out)::
+
   dL/dx      = the same periodic correlation of g with the flipped, transposed kernel
                w'[i, o, d] = w[o, i, K-1-d]  (reversing the flat offset reverses every axis),
   dL/dweight[o, i, d] = sum_{b, s} g[b, o, s] x[b, i, nbr[d, s]],
@@ -43,9 +44,9 @@ stored once per four products and each input row read once for eight. The tables
 input's sites, so a layer can be evaluated only where the next layer reads it
 (:func:`receptive_tables`). With g = dL/d(out) ``(O, n, B)``:
 
-  :func:`correlate_rows`          out[o, s, :] = bias[o] + sum_{i, d} w[o, i, d] x[i, nbr[d, s], :]
-  :func:`correlate_rows_adjoint`  gx[i, t, :]  = sum over (o, d, s) with nbr[d, s] = t of w[o, i, d] g[o, s, :]
-  :func:`weight_grad_rows`        gw[o, i, d]  = sum_{s, b} g[o, s, b] x[i, nbr[d, s], b]
+* :func:`correlate_rows`: ``out[o, s, :] = bias[o] + sum_{i, d} w[o, i, d] x[i, nbr[d, s], :]``;
+* :func:`correlate_rows_adjoint`: ``gx[i, t, :] = sum of w[o, i, d] g[o, s, :] over (o, d, s) with nbr[d, s] = t``;
+* :func:`weight_grad_rows`: ``gw[o, i, d] = sum_{s, b} g[o, s, b] x[i, nbr[d, s], b]``.
 
 Measured on one core (8x8, batch 64, 3x3 kernel, 8 -> 8 channels): 0.19 ms for the forward and
 0.18-0.30 ms for the weight gradient against 0.47-0.49 ms for the im2col kernels above
