@@ -224,6 +224,34 @@ def _correlate_weight_grad(x, g, nbr, gw, vc):
 # negative-index wraparound select, and that blocks LLVM's loop vectorizer (measured: 4x slower).
 
 
+@njit(inline="always", fastmath={"contract"}, cache=True)
+def _rows4_into(dst, t0, t1, pair, src, r0, r1, r2, r3, u0, u1, u2, u3, v0, v1, v2, v3, nb):
+    """dst[t0 + b] += sum_k u_k src[r_k + b] and, if ``pair``, dst[t1 + b] += sum_k v_k src[r_k + b]
+    for b < nb: four source rows into one or two accumulator rows (the inner pass of the batch-last
+    kernels; every offset uint64)."""
+    if pair:
+        for b in range(nb):
+            x0, x1, x2, x3 = src[r0 + b], src[r1 + b], src[r2 + b], src[r3 + b]
+            dst[t0 + b] += u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3
+            dst[t1 + b] += v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3
+    else:
+        for b in range(nb):
+            dst[t0 + b] += u0 * src[r0 + b] + u1 * src[r1 + b] + u2 * src[r2 + b] + u3 * src[r3 + b]
+
+
+@njit(inline="always", fastmath={"contract"}, cache=True)
+def _rows1_into(dst, t0, t1, pair, src, r0, u0, v0, nb):
+    """:func:`_rows4_into` for one source row (the remainder of a count not divisible by four)."""
+    if pair:
+        for b in range(nb):
+            x0 = src[r0 + b]
+            dst[t0 + b] += u0 * x0
+            dst[t1 + b] += v0 * x0
+    else:
+        for b in range(nb):
+            dst[t0 + b] += u0 * src[r0 + b]
+
+
 @njit(cache=True, fastmath={"contract"})
 def correlate_rows(x, w, nbr, bias, out):
     """out[o, s, :] = bias[o] + sum_{i, d} w[o, i, d] x[i, nbr[d, s], :].
@@ -245,45 +273,20 @@ def correlate_rows(x, w, nbr, bias, out):
         for i in range(I):
             for d in range(K):
                 start[i * K + d] = np.uint64((i * V_in + nbr[d, s]) * B)
-        o = 0
-        while o < O:
+        for o in range(0, O, 2):
             pair = o + 1 < O  # the last channel of an odd count goes alone
-            a0 = np.uint64((o * n + s) * B)
-            a1 = np.uint64(((o + 1) * n + s) * B) if pair else a0
-            c0 = bias[o]
-            c1 = bias[o + 1] if pair else 0.0
-            for b in range(nb):
-                of[a0 + b] = c0
-            if pair:
-                for b in range(nb):
-                    of[a1 + b] = c1
+            o1 = o + 1 if pair else o
+            a0, a1 = np.uint64((o * n + s) * B), np.uint64((o1 * n + s) * B)
+            of[a0 : a0 + nb] = bias[o]
+            of[a1 : a1 + nb] = bias[o1]
             q = 0
             while q + 4 <= IK:
-                r0, r1, r2, r3 = start[q], start[q + 1], start[q + 2], start[q + 3]
-                u0, u1, u2, u3 = wf[o, q], wf[o, q + 1], wf[o, q + 2], wf[o, q + 3]
-                if pair:
-                    v0, v1, v2, v3 = wf[o + 1, q], wf[o + 1, q + 1], wf[o + 1, q + 2], wf[o + 1, q + 3]
-                    for b in range(nb):
-                        x0, x1, x2, x3 = xf[r0 + b], xf[r1 + b], xf[r2 + b], xf[r3 + b]
-                        of[a0 + b] += u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3
-                        of[a1 + b] += v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3
-                else:
-                    for b in range(nb):
-                        of[a0 + b] += u0 * xf[r0 + b] + u1 * xf[r1 + b] + u2 * xf[r2 + b] + u3 * xf[r3 + b]
+                _rows4_into(of, a0, a1, pair, xf, start[q], start[q + 1], start[q + 2], start[q + 3],
+                            wf[o, q], wf[o, q + 1], wf[o, q + 2], wf[o, q + 3],
+                            wf[o1, q], wf[o1, q + 1], wf[o1, q + 2], wf[o1, q + 3], nb)
                 q += 4
-            while q < IK:
-                r0, u0 = start[q], wf[o, q]
-                if pair:
-                    v0 = wf[o + 1, q]
-                    for b in range(nb):
-                        x0 = xf[r0 + b]
-                        of[a0 + b] += u0 * x0
-                        of[a1 + b] += v0 * x0
-                else:
-                    for b in range(nb):
-                        of[a0 + b] += u0 * xf[r0 + b]
-                q += 1
-            o += 2
+            for q in range(q, IK):
+                _rows1_into(of, a0, a1, pair, xf, start[q], wf[o, q], wf[o1, q], nb)
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -308,38 +311,18 @@ def correlate_rows_adjoint(g, w, nbr, gx):
         for o in range(O):
             start[o] = np.uint64((o * n + s) * B)
         for d in range(K):
-            i = 0
-            while i < I:
+            for i in range(0, I, 2):
                 pair = i + 1 < I
-                t0 = np.uint64((i * V_in + nbr[d, s]) * B)
-                t1 = np.uint64(((i + 1) * V_in + nbr[d, s]) * B) if pair else t0
+                i1 = i + 1 if pair else i
+                t0, t1 = np.uint64((i * V_in + nbr[d, s]) * B), np.uint64((i1 * V_in + nbr[d, s]) * B)
                 p = 0
                 while p + 4 <= O:
-                    r0, r1, r2, r3 = start[p], start[p + 1], start[p + 2], start[p + 3]
-                    u0, u1, u2, u3 = w[p, i, d], w[p + 1, i, d], w[p + 2, i, d], w[p + 3, i, d]
-                    if pair:
-                        v0, v1, v2, v3 = w[p, i + 1, d], w[p + 1, i + 1, d], w[p + 2, i + 1, d], w[p + 3, i + 1, d]
-                        for b in range(nb):
-                            g0, g1, g2, g3 = gf[r0 + b], gf[r1 + b], gf[r2 + b], gf[r3 + b]
-                            gxf[t0 + b] += u0 * g0 + u1 * g1 + u2 * g2 + u3 * g3
-                            gxf[t1 + b] += v0 * g0 + v1 * g1 + v2 * g2 + v3 * g3
-                    else:
-                        for b in range(nb):
-                            gxf[t0 + b] += u0 * gf[r0 + b] + u1 * gf[r1 + b] + u2 * gf[r2 + b] + u3 * gf[r3 + b]
+                    _rows4_into(gxf, t0, t1, pair, gf, start[p], start[p + 1], start[p + 2], start[p + 3],
+                                w[p, i, d], w[p + 1, i, d], w[p + 2, i, d], w[p + 3, i, d],
+                                w[p, i1, d], w[p + 1, i1, d], w[p + 2, i1, d], w[p + 3, i1, d], nb)
                     p += 4
-                while p < O:
-                    r0, u0 = start[p], w[p, i, d]
-                    if pair:
-                        v0 = w[p, i + 1, d]
-                        for b in range(nb):
-                            g0 = gf[r0 + b]
-                            gxf[t0 + b] += u0 * g0
-                            gxf[t1 + b] += v0 * g0
-                    else:
-                        for b in range(nb):
-                            gxf[t0 + b] += u0 * gf[r0 + b]
-                    p += 1
-                i += 2
+                for p in range(p, O):
+                    _rows1_into(gxf, t0, t1, pair, gf, start[p], w[p, i, d], w[p, i1, d], nb)
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
