@@ -47,6 +47,7 @@ import numpy as np
 from latticeml import exact
 from latticeml._threads import single_threaded
 from latticeml.figure_makers import u1_topology
+from latticeml.figure_makers.l2hmc import charge_history
 from latticeml.flows import flow_mcmc, load_flow
 from latticeml.observables import topology
 from latticeml.samplers import build_sampler
@@ -90,20 +91,14 @@ def run_library_sampler(sampler, theory, n, n_therm, chains, seed):
 
 
 def run_l2hmc(path, beta, chains, n, n_therm, seed):
+    """The L2HMC model's chains from hot starts (lecture 07's :func:`charge_history`, which times the steps):
+    Q ``(n, chains)``, seconds per chain and step (networks included), acceptance, layers."""
     dyn, _, _ = L.load_model(path)
     target = L.U1Target(tuple(dyn.event_shape[1:]), beta)
     rng = np.random.default_rng(seed)
-    st = L.init_state(target, rng.uniform(-np.pi, np.pi, (chains,) + target.event_shape))
-    for _ in range(n_therm):
-        st, _ = L.l2hmc_step(rng, st, dyn, target)
-    Q, acc, seconds = np.empty((n, chains)), [], 0.0
-    for i in range(n):
-        start = time.perf_counter()
-        st, info = L.l2hmc_step(rng, st, dyn, target)
-        seconds += time.perf_counter() - start
-        acc.append(info.acceptance)
-        Q[i] = np.rint(topology.topological_charge_u1(st.x, batched=True))
-    return Q, seconds / (n * chains), float(np.mean(acc)), dyn.n_layers
+    state = L.init_state(target, rng.uniform(-np.pi, np.pi, (chains,) + target.event_shape))
+    Q, acc, seconds = charge_history(lambda r, s: L.l2hmc_step(r, s, dyn, target), state, rng, n_therm=n_therm, n=n)
+    return Q, seconds / chains, acc, dyn.n_layers
 
 
 def run_flow(path, shape, beta, n, seed):

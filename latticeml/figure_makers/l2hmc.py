@@ -7,7 +7,8 @@
   force evaluations of HMC and of L2HMC trained with tempering (Levy, Hoffman & Sohl-Dickstein,
   ICLR 2018, who anneal the temperature for their mixture), chains started in the left mode, with <x_0> and <x_0^2> (exact 0 and 17).
 * :func:`u1_tunnelling`: integer-charge changes per 1000 force evaluations, tau_int(Q) and the
-  acceptance of HMC and of an L2HMC model at the same force evaluations per trajectory, 2D U(1).
+  acceptance of HMC and of an L2HMC model at the same force evaluations per trajectory, 2D U(1)
+  (the chains run by :func:`charge_history`, which ``benchmarks/bench_u1_samplers.py`` times).
 
 Every random number comes from ``numpy.random.default_rng(seed)``.
 """
@@ -15,6 +16,7 @@ Every random number comes from ``numpy.random.default_rng(seed)``.
 from __future__ import annotations
 
 import pathlib
+import time
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -24,7 +26,7 @@ from ..observables import topology
 from ..samplers import l2hmc as L
 from ..stats import gamma_method
 
-__all__ = ["MIXTURE_MEANS", "hmc_mixture_runs", "mixture_figure", "basin_transitions", "mixture_comparison", "u1_tunnelling", "tunnelling_figure", "make"]
+__all__ = ["MIXTURE_MEANS", "hmc_mixture_runs", "mixture_figure", "basin_transitions", "mixture_comparison", "charge_history", "u1_tunnelling", "tunnelling_figure", "make"]
 
 MIXTURE_MEANS = ((-4.0, 0.0), (4.0, 0.0))
 
@@ -104,6 +106,25 @@ def mixture_comparison(samplers: dict, target, *, n_chains: int, n: int, seed: i
     return out
 
 
+def charge_history(step, state, rng, *, n_therm: int, n: int):
+    """Run batched 2D U(1) chains: ``n_therm`` steps, then ``n`` measured ones of ``step(rng, state) ->
+    (state, info)`` (``state.x`` the links ``(chains, 2, L0, L1)``; :func:`latticeml.samplers.l2hmc.hmc_step`
+    or :func:`~latticeml.samplers.l2hmc.l2hmc_step`). Returns the integer charge after each measured step
+    ``(n, chains)``, the mean acceptance, and the wall-clock seconds per measured step spent in ``step``
+    (the charge measurement is outside the clock). Shared by :func:`u1_tunnelling` and
+    ``benchmarks/bench_u1_samplers.py``."""
+    for _ in range(n_therm):
+        state, _ = step(rng, state)
+    Q, acc, seconds = [], [], 0.0
+    for _ in range(n):
+        start = time.perf_counter()
+        state, info = step(rng, state)
+        seconds += time.perf_counter() - start
+        acc.append(info.acceptance)
+        Q.append(np.rint(topology.topological_charge_u1(state.x, batched=True)))
+    return np.array(Q), float(np.mean(acc)), seconds / n
+
+
 def u1_tunnelling(dyn, target, *, n_chains: int, n_traj: int, n_therm: int, seed: int) -> dict:
     """``{"HMC"|"L2HMC": (acceptance, charge changes per 1000 force evaluations, mean tau_int(Q), Q history)}``.
 
@@ -118,16 +139,10 @@ def u1_tunnelling(dyn, target, *, n_chains: int, n_traj: int, n_therm: int, seed
     rows = {}
     for name, step in (("HMC", lambda r, s: L.hmc_step(r, s, target, step_size=eps, n_steps=n)),
                        ("L2HMC", lambda r, s: L.l2hmc_step(r, s, dyn, target))):
-        st, Q, acc = L.init_state(target, x0), [], []
-        for i in range(n_therm + n_traj):
-            st, info = step(rng, st)
-            if i >= n_therm:
-                acc.append(info.acceptance)
-                Q.append(np.rint(topology.topological_charge_u1(st.x, batched=True)))
-        Q = np.array(Q)
+        Q, acc, _ = charge_history(step, L.init_state(target, x0), rng, n_therm=n_therm, n=n_traj)
         changes = 1000.0 * np.count_nonzero(np.diff(Q, axis=0)) / (Q.size * n)
         taus = [gamma_method(Q[:, c]).tau_int for c in range(n_chains) if np.ptp(Q[:, c]) > 0]
-        rows[name] = (float(np.mean(acc)), changes, float(np.mean(taus)) if taus else float("nan"), Q)
+        rows[name] = (acc, changes, float(np.mean(taus)) if taus else float("nan"), Q)
     return rows
 
 
