@@ -363,9 +363,9 @@ def weight_grad_rows(x, g, nbr, gw):
 
 
 @functools.lru_cache(maxsize=128)
-def _receptive_tables_cached(lattice: tuple, kernel: tuple, out_sites: tuple, n_layers: int):
+def _receptive_tables_cached(lattice: tuple, kernel: tuple, out_sites: bytes, n_layers: int):
     full = _neighbour_table_cached(lattice, kernel)  # (K, V)
-    sites = [np.asarray(out_sites, dtype=np.int64)]
+    sites = [np.frombuffer(out_sites, dtype=np.int64).copy()]
     tables = []
     for _ in range(n_layers):
         needed = full[:, sites[0]]  # the lattice sites the layer reads, (K, n)
@@ -392,7 +392,10 @@ def receptive_tables(lattice_shape, kernel_shape, out_sites, n_layers: int):
     """
     lattice = tuple(int(n) for n in lattice_shape)
     kernel = tuple(int(k) for k in kernel_shape)
-    return _receptive_tables_cached(lattice, kernel, tuple(int(s) for s in out_sites), int(n_layers))
+    # keyed by the sites' bytes: the flows call this once per layer and step, and a tuple of ints costs
+    # more to build and hash than the whole lookup
+    key = np.ascontiguousarray(out_sites, dtype=np.int64).tobytes()
+    return _receptive_tables_cached(lattice, kernel, key, int(n_layers))
 
 
 def _check_conv_args(x, weight, bias):

@@ -143,15 +143,23 @@ def _batch_last(a):
     return np.ascontiguousarray(a.T).reshape(1, a.shape[1], a.shape[0])
 
 
+def _net_on_frozen(frozen, mask, weights, biases, layout, lattice, kernel):
+    """The coupling net on the masked fields ``frozen = m x`` ``(B, V)``, evaluated only where the active
+    sites depend on it. Returns ``(active, read, tables, pres, posts)``: the active sites, the sites the
+    first layer reads, the tables of :func:`~latticeml.autodiff.conv.receptive_tables` and the layers'
+    values (:func:`_run_net`); ``posts[-1][0].T`` and ``posts[-1][1].T`` are s and t ``(B, n_active)``."""
+    active = np.flatnonzero(mask == 0.0)
+    tables, sites = receptive_tables(lattice, kernel, active, len(layout))
+    pres, posts = _run_net(_batch_last(frozen[:, sites[0]]), weights, biases, layout, tables)
+    return active, sites[0], tables, pres, posts
+
+
 def _coupling_fwd(x, *params, mask, layout, kernel):
     """``(B, V + 1)`` = [y flattened | log det], and the residuals of the backward."""
     B = x.shape[0]
     x2 = np.ascontiguousarray(x, dtype=np.float64).reshape(B, -1)
-    active = np.flatnonzero(mask == 0.0)
-    tables, sites = receptive_tables(x.shape[1:], kernel, active, len(layout))
     weights, biases = _unpack(params, layout)
-    net_input = _batch_last((x2 * mask)[:, sites[0]])  # the net reads m x (where the active sites depend on it)
-    pres, posts = _run_net(net_input, weights, biases, layout, tables)
+    active, read, tables, pres, posts = _net_on_frozen(x2 * mask, mask, weights, biases, layout, x.shape[1:], kernel)
     s, t = posts[-1][0].T, posts[-1][1].T  # channel 0: scale, channel 1: shift; (B, n_active)
     es = np.exp(s)
     V = x2.shape[1]
@@ -160,7 +168,7 @@ def _coupling_fwd(x, *params, mask, layout, kernel):
     out[:, active] = x2[:, active] * es + t
     out[:, V] = s.sum(axis=1)
     shapes = (x.shape, tuple(np.shape(p) for p in params))
-    return out, (x2, mask, active, sites[0], tables, weights, pres, posts, es, layout, shapes)
+    return out, (x2, mask, active, read, tables, weights, pres, posts, es, layout, shapes)
 
 
 def _coupling_bwd(g, residuals, needs):
@@ -285,9 +293,8 @@ class AffineCoupling(nn.Module):
             [a for c in self._convs for a in (c.weight.value, c.bias.value if c.bias is not None else np.zeros(c.weight.shape[0]))],
             self._layout,
         )
-        active = np.flatnonzero(self._mask_flat == 0.0)
-        tables, sites = receptive_tables(self.shape, self._convs[0].weight.shape[2:], active, len(self._layout))
-        _, posts = _run_net(_batch_last(frozen.reshape(B, -1)[:, sites[0]]), weights, biases, self._layout, tables)
+        active, _, _, _, posts = _net_on_frozen(frozen.reshape(B, -1), self._mask_flat, weights, biases, self._layout,
+                                                self.shape, self._convs[0].weight.shape[2:])
         s, t = np.zeros((B, self._mask_flat.size)), np.zeros((B, self._mask_flat.size))
         s[:, active], t[:, active] = posts[-1][0].T, posts[-1][1].T
         return s.reshape((B,) + self.shape), t.reshape((B,) + self.shape)

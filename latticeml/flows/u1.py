@@ -48,7 +48,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from ..autodiff import nn
 from ..autodiff import ops as F
