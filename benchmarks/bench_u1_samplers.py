@@ -47,7 +47,7 @@ import numpy as np
 from latticeml import exact
 from latticeml._threads import single_threaded
 from latticeml.figure_makers import u1_topology
-from latticeml.figure_makers.l2hmc import charge_history
+from latticeml.figure_makers.l2hmc import integer_charge, run_chains
 from latticeml.flows import flow_mcmc, load_flow
 from latticeml.observables import topology
 from latticeml.samplers import build_sampler
@@ -91,13 +91,14 @@ def run_library_sampler(sampler, theory, n, n_therm, chains, seed):
 
 
 def run_l2hmc(path, beta, chains, n, n_therm, seed):
-    """The L2HMC model's chains from hot starts (lecture 07's :func:`charge_history`, which times the steps):
+    """The L2HMC model's chains from hot starts (lecture 07's :func:`run_chains`, which times the steps):
     Q ``(n, chains)``, seconds per chain and step (networks included), acceptance, layers."""
     dyn, _, _ = L.load_model(path)
     target = L.U1Target(tuple(dyn.event_shape[1:]), beta)
     rng = np.random.default_rng(seed)
     state = L.init_state(target, rng.uniform(-np.pi, np.pi, (chains,) + target.event_shape))
-    Q, acc, seconds = charge_history(lambda r, s: L.l2hmc_step(r, s, dyn, target), state, rng, n_therm=n_therm, n=n)
+    Q, acc, seconds = run_chains(lambda r, s: L.l2hmc_step(r, s, dyn, target), state, rng, n_therm=n_therm, n=n,
+                                 record=integer_charge)
     return Q, seconds / chains, acc, dyn.n_layers
 
 

@@ -8,13 +8,14 @@
   ICLR 2018, who anneal the temperature for their mixture), chains started in the left mode, with <x_0> and <x_0^2> (exact 0 and 17).
 * :func:`u1_tunnelling`: integer-charge changes per 1000 force evaluations, tau_int(Q) and the
   acceptance of HMC and of an L2HMC model at the same force evaluations per trajectory, 2D U(1)
-  (the chains run by :func:`charge_history`, which ``benchmarks/bench_u1_samplers.py`` times).
+  (every chain here runs through :func:`run_chains`, which ``benchmarks/bench_u1_samplers.py`` also times).
 
 Every random number comes from ``numpy.random.default_rng(seed)``.
 """
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import time
 
@@ -26,7 +27,7 @@ from ..observables import topology
 from ..samplers import l2hmc as L
 from ..stats import gamma_method
 
-__all__ = ["MIXTURE_MEANS", "hmc_mixture_runs", "mixture_figure", "basin_transitions", "mixture_comparison", "charge_history", "u1_tunnelling", "tunnelling_figure", "make"]
+__all__ = ["MIXTURE_MEANS", "hmc_mixture_runs", "mixture_figure", "basin_transitions", "mixture_comparison", "run_chains", "integer_charge", "u1_tunnelling", "tunnelling_figure", "make"]
 
 MIXTURE_MEANS = ((-4.0, 0.0), (4.0, 0.0))
 
@@ -37,12 +38,9 @@ def hmc_mixture_runs(*, fast: bool, seed: int = 4, step_sizes=(0.25, 0.5), n_ste
     rng = np.random.default_rng(seed)
     runs = {}
     for eps in step_sizes:
-        state = L.init_state(target, np.array([MIXTURE_MEANS[0]] * 4))
-        xs = []
-        for _ in range(200 if fast else 2000):
-            state, _ = L.hmc_step(rng, state, target, step_size=eps, n_steps=n_steps)
-            xs.append(state.x.copy())
-        runs[eps] = np.array(xs)
+        step = functools.partial(L.hmc_step, target=target, step_size=eps, n_steps=n_steps)
+        runs[eps], _, _ = run_chains(step, L.init_state(target, np.array([MIXTURE_MEANS[0]] * 4)), rng,
+                                     n=200 if fast else 2000, record=np.copy)
     return runs
 
 
@@ -91,38 +89,40 @@ def mixture_comparison(samplers: dict, target, *, n_chains: int, n: int, seed: i
     for name, (step, n_force) in samplers.items():
         rng = np.random.default_rng(seed)
         state = L.init_state(target, np.array(MIXTURE_MEANS[0]) + rng.standard_normal((n_chains, 2)))
-        x0, acc = np.empty((n, n_chains)), []
-        for i in range(n):
-            state, info = step(rng, state)
-            x0[i] = state.x[:, 0]
-            acc.append(info.acceptance)
+        x0, acc, _ = run_chains(step, state, rng, n=n, record=lambda x: x[:, 0])
         per_chain = 1000.0 * basin_transitions(x0) / (n * n_force)
         right = (x0 > 0).mean(axis=0)
         se = np.sqrt(n_chains)
         out[name] = {"rate": float(per_chain.mean()), "rate_err": float(per_chain.std(ddof=1) / se),
                      "right": float(right.mean()), "right_err": float(right.std(ddof=1) / se),
-                     "acceptance": float(np.mean(acc)), "x0": gamma_method(x0.mean(axis=1)),
+                     "acceptance": acc, "x0": gamma_method(x0.mean(axis=1)),
                      "x0_sq": gamma_method((x0**2).mean(axis=1)), "chains": x0}
     return out
 
 
-def charge_history(step, state, rng, *, n_therm: int, n: int):
-    """Run batched 2D U(1) chains: ``n_therm`` steps, then ``n`` measured ones of ``step(rng, state) ->
-    (state, info)`` (``state.x`` the links ``(chains, 2, L0, L1)``; :func:`latticeml.samplers.l2hmc.hmc_step`
-    or :func:`~latticeml.samplers.l2hmc.l2hmc_step`). Returns the integer charge after each measured step
-    ``(n, chains)``, the mean acceptance, and the wall-clock seconds per measured step spent in ``step``
-    (the charge measurement is outside the clock). Shared by :func:`u1_tunnelling` and
-    ``benchmarks/bench_u1_samplers.py``."""
+def run_chains(step, state, rng, *, n: int, record, n_therm: int = 0):
+    """Run batched chains of :mod:`latticeml.samplers.l2hmc`: ``n_therm`` steps, then ``n`` measured ones of
+    ``step(rng, state) -> (state, info)`` (:func:`~latticeml.samplers.l2hmc.hmc_step` or
+    :func:`~latticeml.samplers.l2hmc.l2hmc_step` with its arguments bound). Returns ``record(state.x)``
+    after each measured step stacked ``(n, ...)``, the mean acceptance, and the wall-clock seconds per
+    measured step spent in ``step`` (the recording is outside the clock). Runs every chain of this
+    module and of ``benchmarks/bench_u1_samplers.py``'s L2HMC."""
     for _ in range(n_therm):
         state, _ = step(rng, state)
-    Q, acc, seconds = [], [], 0.0
+    records, acc, seconds = [], [], 0.0
     for _ in range(n):
         start = time.perf_counter()
         state, info = step(rng, state)
         seconds += time.perf_counter() - start
         acc.append(info.acceptance)
-        Q.append(np.rint(topology.topological_charge_u1(state.x, batched=True)))
-    return np.array(Q), float(np.mean(acc)), seconds / n
+        records.append(record(state.x))
+    return np.array(records), float(np.mean(acc)), seconds / n
+
+
+def integer_charge(x) -> np.ndarray:
+    """The integer topological charge of batched 2D U(1) links ``(chains, 2, L0, L1)``: ``(chains,)``
+    (a ``record`` for :func:`run_chains`)."""
+    return np.rint(topology.topological_charge_u1(x, batched=True))
 
 
 def u1_tunnelling(dyn, target, *, n_chains: int, n_traj: int, n_therm: int, seed: int) -> dict:
@@ -139,7 +139,7 @@ def u1_tunnelling(dyn, target, *, n_chains: int, n_traj: int, n_therm: int, seed
     rows = {}
     for name, step in (("HMC", lambda r, s: L.hmc_step(r, s, target, step_size=eps, n_steps=n)),
                        ("L2HMC", lambda r, s: L.l2hmc_step(r, s, dyn, target))):
-        Q, acc, _ = charge_history(step, L.init_state(target, x0), rng, n_therm=n_therm, n=n_traj)
+        Q, acc, _ = run_chains(step, L.init_state(target, x0), rng, n_therm=n_therm, n=n_traj, record=integer_charge)
         changes = 1000.0 * np.count_nonzero(np.diff(Q, axis=0)) / (Q.size * n)
         taus = [gamma_method(Q[:, c]).tau_int for c in range(n_chains) if np.ptp(Q[:, c]) > 0]
         rows[name] = (acc, changes, float(np.mean(taus)) if taus else float("nan"), Q)
