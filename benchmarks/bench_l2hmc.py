@@ -37,19 +37,9 @@ import time
 
 import numpy as np
 
-from latticeml.figure_makers.l2hmc import MIXTURE_MEANS, mixture_comparison
-from latticeml.observables import topology
+from latticeml.figure_makers.l2hmc import MIXTURE_MEANS, integer_charge, mixture_comparison, run_chains
 from latticeml.samplers import l2hmc as L
 from latticeml.stats import gamma_method, integrated_autocorrelation_time
-
-
-def _chain(step, state, rng, n):
-    xs, acc = [], []
-    for _ in range(n):
-        state, info = step(rng, state)
-        xs.append(state.x.copy())
-        acc.append(info.acceptance)
-    return np.array(xs), float(np.mean(acc))
 
 
 def ess_per_force(xs, n_force):
@@ -67,7 +57,7 @@ def bench_gaussian(args):
         for n in (10, 20, 30, 40, 60):
             rng = np.random.default_rng(args.seed)
             st = L.init_state(target, target.sample(rng, args.chains))
-            xs, acc = _chain(lambda r, s: L.hmc_step(r, s, target, step_size=eps, n_steps=n), st, rng, args.n)
+            xs, acc, _ = run_chains(lambda r, s: L.hmc_step(r, s, target, step_size=eps, n_steps=n), st, rng, n=args.n, record=np.copy)
             e, tau = ess_per_force(xs, n)
             if best is None or e > best[0]:
                 best = (e, eps, n, acc, tau)
@@ -81,7 +71,7 @@ def bench_gaussian(args):
           f"{res.history['acceptance'][-20:].mean():.2f}")
     rng = np.random.default_rng(args.seed)
     st = L.init_state(target, target.sample(rng, args.chains))
-    xs, acc = _chain(lambda r, s: L.l2hmc_step(r, s, dyn, target), st, rng, args.n)
+    xs, acc, _ = run_chains(lambda r, s: L.l2hmc_step(r, s, dyn, target), st, rng, n=args.n, record=np.copy)
     e, tau = ess_per_force(xs, args.layers)
     rows.append(("gaussian", best[0], e, e / best[0]))
     print(f"L2HMC: ESS/force {e:.4f} (acceptance {acc:.2f}, tau {tau:.2f}); ratio L2HMC/HMC = {e / best[0]:.2f}")
@@ -120,11 +110,7 @@ def bench_u1(args):
           f"evaluations (mean +- standard error over the chains)")
     rates = {}
     for name, step, n_force in runs:
-        st = L.init_state(target, x0)
-        for _ in range(args.therm):
-            st, _ = step(rng, st)
-        xs, acc = _chain(step, st, rng, args.n)
-        Q = np.rint(np.array([topology.topological_charge_u1(x, batched=True) for x in xs]))  # (n, chains)
+        Q, acc, _ = run_chains(step, L.init_state(target, x0), rng, n_therm=args.therm, n=args.n, record=integer_charge)  # (n, chains)
         per_chain = 1000.0 * np.count_nonzero(np.diff(Q, axis=0), axis=0) / (args.n * n_force)
         rate, err = per_chain.mean(), per_chain.std(ddof=1) / np.sqrt(len(per_chain))
         rates[name] = (rate, err)
