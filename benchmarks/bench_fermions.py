@@ -19,6 +19,13 @@
    count (:func:`copy_bandwidth`: np.copyto of 256 MB per thread, read + write). GFLOP/s use
    ``2 D (8 N^2 - 2 N) + (2 D - 1) 2 N`` flop per site (570 for SU(3) in 4D; 30 for U(1) in 2D)
    against NumPy's dgemm (2000 x 2000, OpenBLAS on the same number of threads, in a subprocess).
+   Floors: "read GB/s" is the rate at which the same threads read the hops array once in order
+   (:func:`read_rate`); "floor ms" is the time to read what the hops layout must read (hops, the
+   neighbour table, psi, out) at that rate, and "single" the same for links stored once (``U``,
+   psi, out), each with its % of the copy bandwidth at the minimal traffic. No kernel of that
+   layout beats its floor (psi's neighbours from cache assumed), so a "% copy" column below the
+   goal rules the layout out on the machine whatever the arithmetic; a kernel far above its floor
+   is bound by something else (arithmetic, latency).
 2. CG for ``m^2 - D_eo D_oe`` (even-odd) and ``M^dagger M`` at the table's point (SU(2) 4^4,
    beta = 2.7, m = 0.3) on a thermalised-like configuration: iterations and time per solve.
 3. One HMC trajectory at the table's point (Omelyan, 5 steps of 0.2, one even-odd pseudofermion).
@@ -93,6 +100,24 @@ def gather_hop(U, phases, fwd, bwd, psi, sites, scale, out):
                 out[s, a] += acc
 
 
+@njit(cache=True, fastmath=True, nogil=True)
+def read_sum(a, start, stop):
+    """Sum of ``a[start:stop]`` (float64, 1D): a sequential read, vectorised (``fastmath`` lets LLVM
+    keep several partial sums). The chunk kernel of :func:`read_rate`."""
+    part = a[start:stop]  # a slice, so the index is 0-based: a[i] with i from a runtime start keeps
+    acc = 0.0             # Numba's negative-index select, which stops LLVM vectorising (about 2.5x here)
+    for i in range(part.shape[0]):
+        acc += part[i]
+    return acc
+
+
+def read_rate(a, repeats):
+    """GB/s at which the current threads (``run_chunks``) read the float64 array ``a`` once, in order."""
+    size = PARALLEL_MIN["staggered"] if numba.get_num_threads() > 1 else 0
+    t = best(lambda: run_chunks("staggered", a.size, read_sum, a, size=size), repeats)
+    return a.nbytes / t / 1e9
+
+
 def best(fn, repeats):
     fn()
     ts = []
@@ -163,7 +188,8 @@ def main():
         gemm = dgemm_rate(threads)
         print(f"\n{threads} thread(s): copy bandwidth (read + write) {bw:.1f} GB/s, dgemm {gemm:.1f} GFLOP/s")
         print(f"{'lattice':>15} {'numba ms':>9} {'GB/s':>6} {'% copy':>7} {'streamed':>9} {'GFLOP/s':>8} {'% dgemm':>8} "
-              f"{'gather ms':>10} {'numpy ms':>9} {'vs gather':>10} {'vs numpy':>9}")
+              f"{'gather ms':>10} {'numpy ms':>9} {'vs gather':>10} {'vs numpy':>9} "
+              f"{'read GB/s':>7} {'floor ms':>8} {'%copy':>6} {'single':>8} {'%copy':>6}")
         for label, links, flat, t_np, t_gather in cases:
             out = np.zeros_like(flat)
             V, N = flat.shape
@@ -175,11 +201,18 @@ def main():
                 t = best(lambda: run_chunks("staggered", V, _hop_chunk, links.hops, links.neighbours, flat, links.all_sites, 1.0, out,
                                             size=PARALLEL_MIN["staggered"]), args.repeats)
             assert np.allclose(out, apply_D(links, flat.reshape(links.shape + (N,))).reshape(V, N), atol=1e-13)
-            gbs = (Dim * V * N * N + 2 * V * N) * 16 / t / 1e9
+            # floors: each layout's bytes read once in order at the rate measured on the hops array
+            minimal_bytes = (Dim * V * N * N + 2 * V * N) * 16
+            rate = read_rate(links.hops.view(np.float64).ravel(), args.repeats)
+            floor_hops = (links.hops.nbytes + links.neighbours.nbytes + 2 * flat.nbytes) / rate / 1e9
+            floor_single = (links.U.nbytes + 2 * flat.nbytes) / rate / 1e9
+            gbs = minimal_bytes / t / 1e9
             streamed = ((2 * Dim * V * N * N + 2 * V * N) * 16 + 2 * Dim * V * 8) / t / 1e9
             gf = flops_per_site(Dim, N) * V / t / 1e9
             print(f"{label:>15} {1e3 * t:9.3f} {gbs:6.2f} {100 * gbs / bw:6.1f}% {streamed:8.2f} {gf:8.2f} {100 * gf / gemm:7.1f}% "
-                  f"{1e3 * t_gather:10.3f} {1e3 * t_np:9.3f} {t_gather / t:9.2f}x {t_np / t:8.1f}x")
+                  f"{1e3 * t_gather:10.3f} {1e3 * t_np:9.3f} {t_gather / t:9.2f}x {t_np / t:8.1f}x "
+                  f"{rate:7.1f} {1e3 * floor_hops:8.3f} {100 * minimal_bytes / floor_hops / 1e9 / bw:5.0f}% "
+                  f"{1e3 * floor_single:8.3f} {100 * minimal_bytes / floor_single / 1e9 / bw:5.0f}%")
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     if args.no_hmc:
         return
