@@ -112,9 +112,9 @@ def read_sum(a, start, stop):
 
 
 def read_rate(a, repeats):
-    """GB/s at which the current threads (``run_chunks``) read the float64 array ``a`` once, in order."""
-    size = PARALLEL_MIN["staggered"] if numba.get_num_threads() > 1 else 0
-    t = best(lambda: run_chunks("staggered", a.size, read_sum, a, size=size), repeats)
+    """GB/s at which the current threads (``run_chunks``) read the float64 array ``a`` once, in order.
+    ``size`` = the threshold, as for the threaded D below: chunks on every lattice (one call on one thread)."""
+    t = best(lambda: run_chunks("staggered", a.size, read_sum, a, size=PARALLEL_MIN["staggered"]), repeats)
     return a.nbytes / t / 1e9
 
 

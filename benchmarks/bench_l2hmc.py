@@ -31,8 +31,8 @@ Run:  NUMBA_CACHE_DIR=.numba_cache .venv/bin/python benchmarks/bench_l2hmc.py ga
 from __future__ import annotations
 
 import argparse
-import os
 import functools
+import os
 import time
 
 import numpy as np

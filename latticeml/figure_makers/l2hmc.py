@@ -8,7 +8,8 @@
   ICLR 2018, who anneal the temperature for their mixture), chains started in the left mode, with <x_0> and <x_0^2> (exact 0 and 17).
 * :func:`u1_tunnelling`: integer-charge changes per 1000 force evaluations, tau_int(Q) and the
   acceptance of HMC and of an L2HMC model at the same force evaluations per trajectory, 2D U(1)
-  (every chain here runs through :func:`run_chains`, which ``benchmarks/bench_u1_samplers.py`` also times).
+  (every chain here runs through :func:`run_chains`, as do those of ``benchmarks/bench_l2hmc.py`` and
+  ``benchmarks/bench_u1_samplers.py``, which also times it).
 
 Every random number comes from ``numpy.random.default_rng(seed)``.
 """
@@ -106,7 +107,7 @@ def run_chains(step, state, rng, *, n: int, record, n_therm: int = 0):
     :func:`~latticeml.samplers.l2hmc.l2hmc_step` with its arguments bound). Returns ``record(state.x)``
     after each measured step stacked ``(n, ...)``, the mean acceptance, and the wall-clock seconds per
     measured step spent in ``step`` (the recording is outside the clock). Runs every chain of this
-    module and of ``benchmarks/bench_u1_samplers.py``'s L2HMC."""
+    module, of ``benchmarks/bench_l2hmc.py`` and of ``benchmarks/bench_u1_samplers.py``'s L2HMC."""
     for _ in range(n_therm):
         state, _ = step(rng, state)
     records, acc, seconds = [], [], 0.0
