@@ -48,6 +48,7 @@ import numpy as np
 from numba import njit
 
 from latticeml._threads import PARALLEL_MIN, run_chunks
+from latticeml.cli.common import count
 from latticeml.fermions import StaggeredFermions, apply_D, prepare, solve_normal
 from latticeml.fermions.staggered import _hop_chunk, hop_into
 from latticeml.samplers import hmc
@@ -156,8 +157,8 @@ def flops_per_site(Dim, N):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, nargs="+", default=[1])
+    ap.add_argument("--repeats", type=count(1), default=5)
+    ap.add_argument("--threads", type=count(1), nargs="+", default=[1])
     ap.add_argument("--no-hmc", action="store_true", help="only the D table")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
